@@ -1,0 +1,159 @@
+"""The instructor's one configuration file (``grading.toml``), loaded and validated.
+
+Everything an instructor tunes lives there: questions, the points, number and
+visibility of every check, thresholds, time budgets and profiles. Check code
+reads it through :func:`load` and never repeats a number that is configured.
+"""
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Gradescope's Ubuntu 22.04 has Python 3.10
+    import tomli as tomllib
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "grading.toml"
+VISIBILITIES = {"visible", "hidden", "after_due_date", "after_published"}
+
+
+class ConfigError(ValueError):
+    """The configuration file is malformed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One graded check as configured: how it is numbered, named, weighted and shown."""
+
+    id: str
+    number: str
+    name: str
+    weight: float
+    visibility: str = "visible"
+    budget_s: float | None = None
+    question: str = ""
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """A folder of the assignment (``part1``) and the files taken from a submission."""
+
+    name: str
+    graded_files: tuple[str, ...]
+    # For flat uploads: a graded file whose name exists in several parts is
+    # assigned to the part whose marker names it defines.
+    markers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole grading configuration; see ``grading.toml`` for the meaning of each key."""
+
+    path: Path
+    title: str
+    handout_dir: Path
+    reference_dir: Path
+    checks_dir: Path
+    protected: tuple[Path, ...]
+    parts: dict[str, PartSpec]
+    checks: dict[str, CheckSpec]
+    questions: dict[str, str]
+    grader: dict[str, Any]
+    worker: dict[str, Any]
+    thresholds: dict[str, Any]
+    profiles: dict[str, dict[str, Any]]
+    profile: str
+
+    def threshold(self, key: str) -> Any:
+        """A dotted threshold such as ``part1.smoke.max_test_bpd``."""
+        node: Any = self.thresholds
+        for piece in key.split("."):
+            if not isinstance(node, dict) or piece not in node:
+                raise ConfigError(f"{self.path.name}: no threshold [thresholds.{key}]")
+            node = node[piece]
+        return node
+
+    def selected(self, spec: CheckSpec, tags: tuple[str, ...] = ()) -> bool:
+        """Whether the active profile grades this check."""
+        prof = self.profiles[self.profile]
+        include = prof.get("include", ["*"])
+        exclude = prof.get("exclude", [])
+        keys = (spec.id, spec.number, *tags)
+        hit = lambda pats: any(fnmatch.fnmatchcase(k, p) for p in pats for k in keys)  # noqa: E731
+        return hit(include) and not hit(exclude)
+
+
+def _require(table: dict, key: str, where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"missing key '{key}' in [{where}]")
+    return table[key]
+
+
+def load(path: Path | str | None = None, profile: str | None = None) -> Config:
+    """Read and validate a configuration file (default: the repository's ``grading.toml``)."""
+    path = Path(path or DEFAULT_CONFIG).resolve()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    base = path.parent
+    assignment = _require(raw, "assignment", "")
+    parts = {}
+    for name, table in _require(raw, "parts", "").items():
+        markers = {k: tuple(v) for k, v in table.get("markers", {}).items()}
+        parts[name] = PartSpec(name, tuple(_require(table, "graded_files", f"parts.{name}")), markers)
+    questions = {str(k): str(v.get("title", "")) for k, v in raw.get("questions", {}).items()}
+    checks = {}
+    for cid, table in raw.get("checks", {}).items():
+        where = f'checks."{cid}"'
+        vis = table.get("visibility", "visible")
+        if vis not in VISIBILITIES:
+            raise ConfigError(f"[{where}] visibility must be one of {sorted(VISIBILITIES)}, not {vis!r}")
+        weight = float(_require(table, "weight", where))
+        if weight < 0:
+            raise ConfigError(f"[{where}] weight must be >= 0")
+        number = str(_require(table, "number", where))
+        checks[cid] = CheckSpec(
+            id=cid,
+            number=number,
+            name=str(_require(table, "name", where)),
+            weight=weight,
+            visibility=vis,
+            budget_s=table.get("budget_s"),
+            question=str(table.get("question", number.rsplit(".", 1)[0])),
+        )
+    numbers = [c.number for c in checks.values()]
+    dupes = sorted({n for n in numbers if numbers.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{path.name}: check numbers used twice: {', '.join(dupes)}")
+    profiles = raw.get("profiles", {}) or {"full": {"include": ["*"]}}
+    grader = raw.get("grader", {})
+    chosen = profile or grader.get("profile", next(iter(profiles)))
+    if chosen not in profiles:
+        raise ConfigError(f"unknown profile {chosen!r}; the config defines {sorted(profiles)}")
+    return Config(
+        path=path,
+        title=str(assignment.get("title", "")),
+        handout_dir=(base / _require(assignment, "handout", "assignment")).resolve(),
+        reference_dir=(base / _require(assignment, "reference", "assignment")).resolve(),
+        checks_dir=(base / _require(assignment, "checks", "assignment")).resolve(),
+        protected=tuple((base / p).resolve() for p in assignment.get("protected", [])),
+        parts=parts,
+        checks=checks,
+        questions=questions,
+        grader=grader,
+        worker=raw.get("worker", {}),
+        thresholds=raw.get("thresholds", {}),
+        profiles=profiles,
+        profile=chosen,
+    )
+
+
+def sort_key(number: str) -> tuple:
+    """Order check numbers like Gradescope does: 1.2 < 1.10, numerically per piece."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in number.split("."))

@@ -1,0 +1,173 @@
+"""The pytest plugin that turns check runs into graded outcomes.
+
+pytest runs the checks in the trusted process; this plugin (a handful of small
+hooks) selects the checks of the active profile and ``--only`` patterns, opens
+each check's time budget, stops starting checks when the run's budget is spent,
+and classifies every way a check can end into an :class:`Outcome`.
+"""
+from __future__ import annotations
+
+import fnmatch
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+
+from .config import CheckSpec, Config
+from .registry import CheckFailed, Leaderboard, PartialCredit, check_id_of, tags_of
+from .session import Clock
+
+
+@dataclass
+class Outcome:
+    """How one configured check ended."""
+
+    spec: CheckSpec
+    tags: tuple[str, ...]
+    status: str  # passed | failed | student_error | timeout | not_run | grader_error | skipped
+    fraction: float
+    message: str = ""
+    detail: str = ""  # instructor-only (tracebacks of grader errors)
+    duration_s: float = 0.0
+    student_output: str = ""
+
+    @property
+    def score(self) -> float:
+        return round(self.spec.weight * self.fraction, 4)
+
+
+@dataclass
+class RunState:
+    """What the plugin shares with the runner while pytest runs."""
+
+    cfg: Config
+    only: list[str]
+    run_deadline: float
+    clock: Clock
+    on_outcome: Callable[[Outcome], None]
+    student_output: Callable[[], str]
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    collection_errors: list[str] = field(default_factory=list)
+    unknown_checks: list[str] = field(default_factory=list)
+    leaderboard: Leaderboard = field(default_factory=Leaderboard)
+    selected: list[str] = field(default_factory=list)
+
+
+def _matches(patterns: list[str], spec: CheckSpec, tags: tuple[str, ...]) -> bool:
+    keys = (spec.id, spec.number, *tags)
+    return any(fnmatch.fnmatchcase(k, p) for p in patterns for k in keys)
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """(status, message) for an exception that ended a check."""
+    from .sandbox import StudentError, WorkerFailure, WorkerTimeout
+
+    if isinstance(exc, CheckFailed):
+        return "failed", str(exc)
+    if isinstance(exc, WorkerTimeout):
+        return "timeout", f"Your code did not finish in time: {exc}"
+    if isinstance(exc, StudentError):
+        return "student_error", f"Your code raised an error: {exc}"
+    if isinstance(exc, WorkerFailure):
+        return "student_error", f"Your code stopped the worker process: {exc}"
+    if isinstance(exc, AssertionError):
+        return "failed", str(exc).split("\nassert ")[0] or "a check assertion failed"
+    return "grader_error", (
+        "The grader hit an internal error on this check (not your fault); "
+        "this check scores 0 and the instructors can see the details."
+    )
+
+
+class GradingPlugin:
+    """pytest hooks; one instance per grading run."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self._started: dict[str, float] = {}
+        self._partial: dict[str, PartialCredit] = {}
+
+    # -- selection -------------------------------------------------------
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: Any, items: list) -> None:
+        keep, drop = [], []
+        for item in items:
+            fn = getattr(item, "function", None)
+            cid = check_id_of(fn) if fn else None
+            spec = self.state.cfg.checks.get(cid or "")
+            if spec is None:
+                self.state.unknown_checks.append(f"{item.nodeid}: check id {cid!r} is not in {self.state.cfg.path.name}")
+                drop.append(item)
+                continue
+            tags = tags_of(fn)
+            if not self.state.cfg.selected(spec, tags) or (self.state.only and not _matches(self.state.only, spec, tags)):
+                drop.append(item)
+                continue
+            item.stash[_SPEC] = spec
+            item.stash[_TAGS] = tags
+            keep.append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+        self.state.selected = [i.stash[_SPEC].id for i in keep]
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:
+            self.state.collection_errors.append(f"{report.nodeid}: {report.longreprtext[-3000:]}")
+
+    # -- budgets ---------------------------------------------------------
+    def pytest_runtest_setup(self, item: Any) -> None:
+        spec: CheckSpec = item.stash[_SPEC]
+        now = time.monotonic()
+        self._started[item.nodeid] = now
+        if now >= self.state.run_deadline:
+            pytest.skip("not run: the grading run's time budget was spent before this check started")
+        budget = spec.budget_s or float(self.state.cfg.grader.get("default_check_budget_s", 60))
+        self.state.clock.check_budget_s = budget
+        self.state.clock.check_deadline = min(now + budget, self.state.run_deadline)
+        self._partial[item.nodeid] = PartialCredit()
+
+    # -- fixtures provided to checks -------------------------------------
+    def partial_for(self, nodeid: str) -> PartialCredit:
+        return self._partial.setdefault(nodeid, PartialCredit())
+
+    # -- outcomes --------------------------------------------------------
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: Any, call: Any):  # type: ignore[no-untyped-def]
+        outcome = yield
+        report = outcome.get_result()
+        spec: CheckSpec = item.stash[_SPEC]
+        if spec.id in self.state.outcomes:
+            return  # the first phase that decided the check wins (setup error, or call)
+        if call.when == "setup" and report.passed:
+            return
+        if call.when == "teardown" and report.passed:
+            return
+        duration = time.monotonic() - self._started.get(item.nodeid, time.monotonic())
+        partial = self._partial.get(item.nodeid, PartialCredit())
+        tags = item.stash[_TAGS]
+        if report.passed:
+            fraction = 1.0 if partial.fraction is None else partial.fraction
+            status, message = ("passed" if fraction >= 1.0 else "failed"), "\n".join(partial.notes)
+            detail = ""
+        elif report.skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            reason = reason.removeprefix("Skipped: ")
+            status = "not_run" if reason.startswith("not run") else "skipped"
+            fraction, message, detail = 0.0, reason, ""
+        else:
+            exc = call.excinfo.value if call.excinfo else RuntimeError("unknown failure")
+            status, message = classify(exc)
+            fraction = partial.fraction or 0.0
+            detail = ""
+            if status == "grader_error":
+                detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-6000:]
+            if partial.notes:
+                message = "\n".join([*partial.notes, message])
+        result = Outcome(spec, tags, status, fraction, message, detail, round(duration, 3), self.state.student_output())
+        self.state.outcomes[spec.id] = result
+        self.state.on_outcome(result)
+
+
+_SPEC = pytest.StashKey[CheckSpec]()
+_TAGS = pytest.StashKey[tuple]()

@@ -1,0 +1,85 @@
+"""How a check declares itself: gradescope-utils' vocabulary, backed by ``grading.toml``.
+
+A check is a pytest test function in ``autograder/checks/`` decorated like::
+
+    @check("part1.utils.KLD.reference")      # its id in grading.toml: number, name, weight, visibility
+    @tags("part1.utils.KLD")                  # the student functions it exercises
+    def test_kld_reference(part1): ...
+
+``weight``/``number``/``visibility`` are deliberately *not* arguments here: they
+live in the config, so an instructor changes them in one place. A check fails by
+raising :class:`CheckFailed` (or :func:`fail`); partial credit is set through the
+``partial_credit`` fixture and leaderboard values through ``leaderboard``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CheckFailed(AssertionError):
+    """A check's verdict that the student's code is wrong; the message is shown to the student."""
+
+    def __init__(self, message: str, mistake: str | None = None) -> None:
+        self.mistake = mistake
+        text = message if mistake is None else f"{message}\nLikely mistake: {mistake}"
+        super().__init__(text)
+
+
+def fail(message: str, mistake: str | None = None) -> None:
+    """Fail the current check with a message for the student (and a named mistake if known)."""
+    raise CheckFailed(message, mistake)
+
+
+def check(check_id: str) -> Callable[[F], F]:
+    """Mark a test function as the configured check ``check_id``."""
+
+    def decorate(fn: F) -> F:
+        fn._ag_check = check_id  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+def tags(*function_ids: str) -> Callable[[F], F]:
+    """Name the student functions a check exercises (``part1.utils.KLD``)."""
+
+    def decorate(fn: F) -> F:
+        fn._ag_tags = tuple(function_ids)  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+def check_id_of(fn: Callable[..., Any]) -> str | None:
+    return getattr(fn, "_ag_check", None)
+
+
+def tags_of(fn: Callable[..., Any]) -> tuple[str, ...]:
+    return getattr(fn, "_ag_tags", ())
+
+
+@dataclass
+class PartialCredit:
+    """Set by a check to award a fraction of its weight (gradescope-utils' ``partial_credit``)."""
+
+    fraction: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def set(self, fraction: float, note: str = "") -> None:
+        self.fraction = max(0.0, min(1.0, float(fraction)))
+        if note:
+            self.notes.append(note)
+
+
+@dataclass
+class Leaderboard:
+    """Values a check publishes on Gradescope's leaderboard (``name``, ``value``, ``order``)."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, name: str, value: float, order: str = "asc") -> None:
+        self.entries = [e for e in self.entries if e["name"] != name]
+        self.entries.append({"name": name, "value": value, "order": order})

@@ -1,0 +1,190 @@
+"""One grading run, end to end: find the files, stage them, run the checks, report.
+
+Order of work (each step small and in its own module):
+``discovery`` finds the graded files -> ``sandbox.make_staging`` builds the tree the
+workers import (handout overlaid with the submission's graded files) -> pytest
+runs the checks with :class:`~autograder.plugin.GradingPlugin` -> ``report``
+writes the results after every check and once more at the end.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import report
+from .config import Config
+from .console import Console
+from .discovery import Discovery, discover
+from .plugin import GradingPlugin, Outcome, RunState
+from .session import Clock, PartSession
+
+_CONTEXT: "GradingContext | None" = None
+
+
+@dataclass
+class GradingContext:
+    """What the check fixtures (``autograder/checks/conftest.py``) reach during a run."""
+
+    cfg: Config
+    discovery: Discovery
+    sessions: dict[str, PartSession]
+    clock: Clock
+    plugin: GradingPlugin
+    state: RunState
+
+
+def current_context() -> GradingContext:
+    """The running grade's context; checks get it through fixtures, never directly."""
+    if _CONTEXT is None:
+        raise RuntimeError("no grading run is active (checks run only through `python -m autograder grade`)")
+    return _CONTEXT
+
+
+def _overlay(cfg: Config, found: Discovery, dest: Path) -> dict[str, Path]:
+    """Copy each part's handout, then the submission's usable graded files over it."""
+    parts = {}
+    for name in cfg.parts:
+        target = dest / name
+        shutil.copytree(cfg.handout_dir / name, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for fname, src in found.usable(name).items():
+            shutil.copyfile(src, target / fname)
+        parts[name] = target
+    return parts
+
+
+def _file_notes(found: Discovery, tags: tuple[str, ...]) -> list[str]:
+    """Notes about graded files that a check's functions live in and that were not taken."""
+    notes = []
+    for key, f in sorted(found.files.items()):
+        module = f"{f.part}.{Path(f.name).stem}"
+        trainer = f.part == "part1" and f.name.startswith("train_")
+        if any(t.startswith(module + ".") or (trainer and t.startswith(f"{f.part}.train.")) for t in tags):
+            if f.status != "found":
+                notes.append(f"Note: {f.message}")
+    return notes
+
+
+def grade(
+    submission: Path,
+    results_path: Path,
+    cfg: Config,
+    only: list[str] | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Grade ``submission`` and write Gradescope results to ``results_path``; returns the results."""
+    global _CONTEXT
+    from .sandbox import Limits, SandboxPolicy, Worker, kill_all_descendants, make_staging, protect_paths
+
+    console = console or Console()
+    started = time.monotonic()
+    only = list(only or [])
+    report.write_atomic(results_path, report.crash_results(
+        "The autograder started but did not finish (it was stopped from outside, e.g. out of memory "
+        "or out of time). Please resubmit; if it happens again, contact the course staff.", "grading started"))
+
+    policy = SandboxPolicy.detect(cfg.worker)
+    if policy.is_root:
+        protect_paths([*cfg.protected, cfg.checks_dir, cfg.path, results_path.resolve().parent])
+    found = discover(submission, cfg)
+    console.line(f"Grading {submission} ({cfg.title}, profile {cfg.profile})")
+    for line in found.summary_lines() + policy.describe():
+        console.line(f"  {line}")
+
+    workdir = Path(tempfile.mkdtemp(prefix="ag-run-", dir=cfg.worker.get("staging_parent") or None))
+    os.chmod(workdir, 0o755)
+    clock = Clock()
+    w = cfg.worker
+    limits = Limits(
+        call_timeout_s=float(w.get("call_timeout_s", 60)),
+        memory_mb=int(w.get("memory_mb", 1500)),
+        threads=int(w.get("threads", 0)) or min(4, os.cpu_count() or 1),
+        output_bytes=int(w.get("output_bytes", 20_000)),
+        max_processes=int(w.get("max_processes", 64)),
+        startup_timeout_s=float(w.get("startup_timeout_s", 60)),
+    )
+    budget = float(cfg.grader.get("run_budget_s", 420))
+    state_holder: dict[str, RunState] = {}
+
+    def expected() -> list[str]:
+        return state_holder["state"].selected if "state" in state_holder else []
+
+    def summary(done: bool) -> str:
+        lines = [f"{cfg.title}: graded {len(expected())} checks" + (f" matching {only}" if only else "") + "."]
+        if not done:
+            lines.append("Grading is still running or was stopped early; the checks below without a result were not run.")
+        lines += ["", "Files:"] + [f"  {l}" for l in found.summary_lines()]
+        st = state_holder.get("state")
+        if st and st.collection_errors:
+            lines.append("Some checks could not be loaded (a grader problem, not yours); they score 0 and the staff can see why.")
+        return "\n".join(lines)
+
+    def write(done: bool) -> dict[str, Any]:
+        st = state_holder["state"]
+        res = report.build_results(
+            cfg, st.outcomes, expected(), summary(done), time.monotonic() - started,
+            lambda tags: _file_notes(found, tags),
+            "this check did not run (grading stopped early or the check could not be loaded)",
+            st.leaderboard.entries,
+            {"sandbox": policy.describe(), "collection_errors": st.collection_errors,
+             "unknown_checks": st.unknown_checks, "profile": cfg.profile, "only": only},
+        )
+        report.write_atomic(results_path, res)
+        return res
+
+    try:
+        staged = make_staging(_overlay(cfg, found, workdir / "overlay"), workdir / "stage")
+        sessions = {
+            part: PartSession(part, Worker(staged / part, staged, limits, policy), found, clock, limits.call_timeout_s)
+            for part in cfg.parts
+        }
+
+        def student_output() -> str:
+            return "\n".join(s.output() for s in sessions.values() if s.used)
+
+        def on_outcome(outcome: Outcome) -> None:
+            st = state_holder["state"]
+            console.progress(len(st.outcomes), len(st.selected), outcome.spec.number, outcome.spec.name,
+                             outcome.status, outcome.duration_s, outcome.score, outcome.spec.weight)
+            for s in sessions.values():
+                s.used = False
+            write(done=False)
+
+        state = RunState(cfg, only, started + budget, clock, on_outcome, student_output)
+        state_holder["state"] = state
+        plugin = GradingPlugin(state)
+        _CONTEXT = GradingContext(cfg, found, sessions, clock, plugin, state)
+        args = [
+            str(cfg.checks_dir), "-q", "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:warnings",
+            "--import-mode=importlib", f"--rootdir={cfg.checks_dir}", "-o", "python_files=test_*.py",
+            "-o", "console_output_style=classic", "-c", os.devnull,
+        ]
+        pytest.main(args, plugins=[plugin])
+        results = write(done=True)
+    except Exception as exc:  # the grader itself failed: still a valid results file
+        detail = traceback.format_exc()
+        console.line(f"grader error: {exc}")
+        results = report.crash_results(
+            "The autograder hit an internal error and could not grade this submission (not your fault). "
+            "Please contact the course staff.", detail, time.monotonic() - started)
+        report.write_atomic(results_path, results)
+    finally:
+        _CONTEXT = None
+        for s in locals().get("sessions", {}).values():
+            try:
+                s.worker.close()
+            except Exception:
+                pass
+        kill_all_descendants()
+        shutil.rmtree(workdir, ignore_errors=True)
+    console.table(results, cfg.questions)
+    console.line(f"\nResults written to {results_path} ({time.monotonic() - started:.1f} s)")
+    return results
+

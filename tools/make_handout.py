@@ -33,7 +33,7 @@ BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION(?:\s+(?P<question>\S.*?))?
 END = re.compile(r"^\s*# END SOLUTION\s*$")
 HANDOUT = re.compile(r"^\s*# HANDOUT: ?(?P<code>.*)$")
 DEF = re.compile(r"^(?P<indent>\s*)(?:async\s+)?(?:def|class)\s+(?P<name>\w+)")
-SKIPPED_DIRS = {"__pycache__", ".pytest_cache", "lightning_logs", ".hypothesis"}
+SKIPPED_DIRS = {"__pycache__", ".pytest_cache", "lightning_logs", ".hypothesis", "VAE_logs", "data", "runs"}
 
 
 class MarkerError(ValueError):

@@ -91,9 +91,10 @@ fi
 
 # --- 5. the sandbox user -----------------------------------------------------
 if [ "$IS_ROOT" = 1 ]; then
-  if ! id "$SANDBOX_USER" >/dev/null 2>&1; then
-    useradd --system --no-create-home --shell /usr/sbin/nologin "$SANDBOX_USER" || die "could not create user $SANDBOX_USER"
-  fi
+  # Creates the user if needed and lets it run this Python (e.g. o+x on /root when
+  # the interpreter lives under /root/.pyenv): nothing else of root's becomes readable.
+  "$PY" -c "from autograder.sandbox import ensure_interpreter_access as e; e('$SANDBOX_USER')" \
+    || die "could not prepare the sandbox user $SANDBOX_USER"
   say "student code will run as user $SANDBOX_USER (uid $(id -u "$SANDBOX_USER")), without network"
 else
   say "not root: student code will run as $(id -un) in separate processes (no user switch)"

@@ -8,6 +8,7 @@ and classifies every way a check can end into an :class:`Outcome`.
 from __future__ import annotations
 
 import fnmatch
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ import pytest
 from .config import CheckSpec, Config
 from .registry import CheckFailed, Leaderboard, PartialCredit, check_id_of, tags_of
 from .session import Clock
+
+if sys.version_info < (3, 11):  # hypothesis brings the backport on Python 3.10
+    from exceptiongroup import BaseExceptionGroup
 
 
 @dataclass
@@ -53,6 +57,15 @@ class RunState:
     unknown_checks: list[str] = field(default_factory=list)
     leaderboard: Leaderboard = field(default_factory=Leaderboard)
     selected: list[str] = field(default_factory=list)
+    deselected: set[str] = field(default_factory=set)
+
+    def expected(self) -> list[str]:
+        """Check ids this run owes a result for: those selected, plus configured ones whose
+        code never got collected (a module that failed to load), so none is dropped silently."""
+        missing = [cid for cid, spec in self.cfg.checks.items()
+                   if cid not in self.selected and cid not in self.deselected and self.cfg.selected(spec)
+                   and (not self.only or _matches(self.only, spec, ()))]
+        return [*self.selected, *missing]
 
 
 def _matches(patterns: list[str], spec: CheckSpec, tags: tuple[str, ...]) -> bool:
@@ -60,10 +73,25 @@ def _matches(patterns: list[str], spec: CheckSpec, tags: tuple[str, ...]) -> boo
     return any(fnmatch.fnmatchcase(k, p) for p in patterns for k in keys)
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception that explains a failure: hypothesis may wrap several in a group."""
+    from .sandbox import WorkerFailure
+
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = [root_cause(e) for e in exc.exceptions]
+        for kind in (WorkerFailure, CheckFailed, AssertionError):
+            for leaf in leaves:
+                if isinstance(leaf, kind):
+                    return leaf
+        return leaves[0] if leaves else exc
+    return exc
+
+
 def classify(exc: BaseException) -> tuple[str, str]:
     """(status, message) for an exception that ended a check."""
     from .sandbox import StudentError, WorkerFailure, WorkerTimeout
 
+    exc = root_cause(exc)
     if isinstance(exc, CheckFailed):
         return "failed", str(exc)
     if isinstance(exc, WorkerTimeout):
@@ -101,6 +129,7 @@ class GradingPlugin:
                 continue
             tags = tags_of(fn)
             if not self.state.cfg.selected(spec, tags) or (self.state.only and not _matches(self.state.only, spec, tags)):
+                self.state.deselected.add(spec.id)
                 drop.append(item)
                 continue
             item.stash[_SPEC] = spec
@@ -161,7 +190,7 @@ class GradingPlugin:
             fraction = partial.fraction or 0.0
             detail = ""
             if status == "grader_error":
-                detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-6000:]
+                detail = "".join(traceback.format_exception(exc))[-6000:]
             if partial.notes:
                 message = "\n".join([*partial.notes, message])
         result = Outcome(spec, tags, status, fraction, message, detail, round(duration, 3), self.state.student_output())

@@ -139,7 +139,8 @@ def write_atomic(path: Path, results: dict[str, Any]) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        # As root (Gradescope) the sandbox user must not read it; elsewhere the user may.
+        os.chmod(tmp, 0o600 if os.geteuid() == 0 else 0o644)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -72,6 +72,17 @@ def _file_notes(found: Discovery, tags: tuple[str, ...]) -> list[str]:
     return notes
 
 
+def _protect(protect_paths: Any, cfg: Config, submission: Path, results_path: Path) -> None:
+    """Root mode: hide the reference, checks, config, results and metadata from the sandbox user."""
+    protect_paths([*cfg.protected, cfg.reference_dir, cfg.checks_dir, cfg.path])
+    metadata = submission.resolve().parent / "submission_metadata.json"  # Gradescope's
+    protect_paths([metadata] if metadata.exists() else [])
+    # The results file is written 0600 as root; its folder is hidden too when it is a
+    # dedicated one (Gradescope's /autograder/results), never a shared one like /tmp.
+    results_dir = results_path.resolve().parent
+    protect_paths([results_path] + ([results_dir] if results_dir.name == "results" else []))
+
+
 def grade(
     submission: Path,
     results_path: Path,
@@ -81,7 +92,8 @@ def grade(
 ) -> dict[str, Any]:
     """Grade ``submission`` and write Gradescope results to ``results_path``; returns the results."""
     global _CONTEXT
-    from .sandbox import Limits, SandboxPolicy, Worker, kill_all_descendants, make_staging, protect_paths
+    from .sandbox import (Limits, SandboxPolicy, Worker, kill_all_descendants, make_staging, protect_paths,
+                          restore_protected_paths)
 
     console = console or Console()
     started = time.monotonic()
@@ -92,7 +104,7 @@ def grade(
 
     policy = SandboxPolicy.detect(cfg.worker)
     if policy.is_root:
-        protect_paths([*cfg.protected, cfg.checks_dir, cfg.path, results_path.resolve().parent])
+        _protect(protect_paths, cfg, submission, results_path)
     found = discover(submission, cfg)
     console.line(f"Grading {submission} ({cfg.title}, profile {cfg.profile})")
     for line in found.summary_lines() + policy.describe():
@@ -114,7 +126,7 @@ def grade(
     state_holder: dict[str, RunState] = {}
 
     def expected() -> list[str]:
-        return state_holder["state"].selected if "state" in state_holder else []
+        return state_holder["state"].expected() if "state" in state_holder else []
 
     def summary(done: bool) -> str:
         lines = [f"{cfg.title}: graded {len(expected())} checks" + (f" matching {only}" if only else "") + "."]
@@ -140,7 +152,8 @@ def grade(
         return res
 
     try:
-        staged = make_staging(_overlay(cfg, found, workdir / "overlay"), workdir / "stage")
+        staged = make_staging(_overlay(cfg, found, workdir / "overlay"), workdir / "stage",
+                              drivers=sorted(cfg.checks_dir.rglob("drivers_*.py")))
         sessions = {
             part: PartSession(part, Worker(staged / part, staged, limits, policy), found, clock, limits.call_timeout_s)
             for part in cfg.parts
@@ -162,9 +175,9 @@ def grade(
         plugin = GradingPlugin(state)
         _CONTEXT = GradingContext(cfg, found, sessions, clock, plugin, state)
         args = [
-            str(cfg.checks_dir), "-q", "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:warnings",
+            str(cfg.checks_dir), "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:warnings",
             "--import-mode=importlib", f"--rootdir={cfg.checks_dir}", "-o", "python_files=test_*.py",
-            "-o", "console_output_style=classic", "-c", os.devnull,
+            "-c", os.devnull,
         ]
         pytest.main(args, plugins=[plugin])
         results = write(done=True)
@@ -183,6 +196,7 @@ def grade(
             except Exception:
                 pass
         kill_all_descendants()
+        restore_protected_paths()  # local root runs leave the checkout as it was
         shutil.rmtree(workdir, ignore_errors=True)
     console.table(results, cfg.questions)
     console.line(f"\nResults written to {results_path} ({time.monotonic() - started:.1f} s)")

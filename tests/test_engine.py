@@ -114,7 +114,8 @@ def test_only_pattern_and_profile_select_checks(tmp_path: Path):
 
 
 def test_results_are_deterministic(tmp_path: Path):
-    overrides = {"part1/mathops.py": MATHOPS_OK.replace("return a + b", "return a + b + (a > 500).float()")}
+    # Right on the fixed example, wrong (not commutative) on most generated ones.
+    overrides = {"part1/mathops.py": MATHOPS_OK.replace("return a + b", "return a + b if a.numel() == 6 else a + 2 * b")}
     first = run(tmp_path / "a", overrides)
     second = run(tmp_path / "b", overrides)
     strip = lambda r: [(t["number"], t["score"], t["output"]) for t in r["tests"]]  # noqa: E731

@@ -1,0 +1,154 @@
+"""Trusted-side support for the part-2 checks: the grader's model, data, metrics and messages.
+
+Runs in the grading process only. The grader's classifier is the instructor's
+``SmallNet`` (``solutions/part2/models.py``, loaded through ``ref2("models")``) with the
+weights in ``assets/smallnet_fashionmnist.pt`` (trained by ``tools/train_grader_model.py``;
+loaded with ``weights_only=True``: a dict of tensors, no pickled code). The same weights
+are sent to the worker, which builds the same class from the staged ``models.py``.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from autograder.registry import fail
+
+ASSET = Path(__file__).resolve().parent / "assets" / "smallnet_fashionmnist.pt"
+DATASET = "fashionmnist"
+DRIVERS = "drivers_part2"
+
+
+# ----------------------------------------------------------------------------- model and data
+@lru_cache(maxsize=1)
+def _asset() -> dict[str, Tensor]:
+    state = torch.load(ASSET, map_location="cpu", weights_only=True)
+    return {k: v.float().contiguous() for k, v in state.items()}
+
+
+def grader_state() -> dict[str, Tensor]:
+    """The pretrained weights (fresh copies: callers may send or modify them)."""
+    return {k: v.clone() for k, v in _asset().items()}
+
+
+def grader_model(models: ModuleType, state: dict[str, Tensor] | None = None) -> nn.Module:
+    """The instructor's SmallNet with ``state`` (default: the pretrained asset), eval mode."""
+    model = models.SmallNet()
+    model.load_state_dict(grader_state() if state is None else state)
+    return model.eval()
+
+
+@lru_cache(maxsize=2)
+def test_split(data: ModuleType) -> tuple[Tensor, Tensor]:
+    """FashionMNIST test images (float [10000, 1, 28, 28] in [0, 1]) and labels (long)."""
+    return data.load_split(DATASET, "test")
+
+
+@lru_cache(maxsize=4)
+def split_uint8(data: ModuleType, split: str) -> tuple[Tensor, Tensor]:
+    """A split as uint8 images [N, 1, 28, 28] and long labels (the light form sent to the worker)."""
+    images, labels = data.load_split_uint8(DATASET, split)
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+# ----------------------------------------------------------------------------- metrics
+def input_gradient(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """d CE(model(x), y) / dx with the batch-mean cross-entropy."""
+    x = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), x)
+    return g
+
+
+def predictions(model: nn.Module, x: Tensor, batch: int = 1000) -> Tensor:
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)]) if len(x) else \
+            torch.zeros(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    return float((predictions(model, x) == y).float().mean()) if len(y) else 0.0
+
+
+def mean_loss(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    with torch.no_grad():
+        return float(nn.functional.cross_entropy(model(x), y))
+
+
+def parameter_gradients(model: nn.Module, loss: Tensor) -> dict[str, Tensor]:
+    """d loss / d parameter, by parameter name (zeros where the loss does not depend on one)."""
+    params = dict(model.named_parameters())
+    grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    return {n: (g if g is not None else torch.zeros_like(p)) for (n, p), g in zip(params.items(), grads)}
+
+
+def flat(grads: dict[str, Tensor | None], names: Sequence[str], like: dict[str, Tensor]) -> Tensor:
+    """Concatenate gradients in ``names`` order (None counts as zeros) as one float64 vector."""
+    return torch.cat([(grads.get(n) if grads.get(n) is not None else torch.zeros_like(like[n])).double().reshape(-1)
+                      for n in names])
+
+
+def proportional(got: Tensor, want: Tensor, rtol: float) -> tuple[bool, float, float]:
+    """Whether ``got = c * want`` for some c > 0 within ``rtol`` of ``|got|``; returns (ok, c, relative error)."""
+    denom = float(want.dot(want))
+    if denom == 0.0:
+        ok = float(got.norm()) == 0.0
+        return ok, 1.0, 0.0 if ok else float("inf")
+    c = float(got.dot(want)) / denom
+    err = float((got - c * want).norm()) / max(float(got.norm()), 1e-30)
+    return (c > 0 and err <= rtol), c, err
+
+
+def fraction_close(a: Tensor, b: Tensor, atol: float) -> float:
+    """Fraction of elements where ``|a - b| <= atol`` (shapes must match)."""
+    return float(((a.double() - b.double()).abs() <= atol).double().mean()) if a.numel() else 1.0
+
+
+# ----------------------------------------------------------------------------- messages
+def describe(value: Any) -> str:
+    """Short description of a returned value for messages."""
+    if isinstance(value, Tensor):
+        return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {list(value.shape)}"
+    if type(value).__name__ == "ndarray":
+        return f"a {value.dtype} array of shape {list(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(describe(v) for v in value[:4])
+        return f"a {type(value).__name__} of {len(value)} ({inner}{', ...' if len(value) > 4 else ''})"
+    return f"{type(value).__name__} {value!r}"[:200]
+
+
+def preview(t: Tensor, n: int = 4) -> str:
+    flat_ = t.detach().reshape(-1)
+    vals = ", ".join(f"{v:.5g}" for v in flat_[:n].tolist())
+    return f"[{vals}{', ...' if flat_.numel() > n else ''}]"
+
+
+def require_tensor(got: Any, call: str, shape: Sequence[int] | None = None) -> Tensor:
+    """``got`` as a finite floating tensor of ``shape``, or fail saying what came back."""
+    if not isinstance(got, Tensor):
+        fail(f"{call} returned {describe(got)}; expected a tensor" + (f" of shape {list(shape)}" if shape else ""))
+    if shape is not None and tuple(got.shape) != tuple(shape):
+        fail(f"{call} returned a tensor of shape {list(got.shape)}; expected shape {list(shape)} (the input's)")
+    if not got.is_floating_point():
+        fail(f"{call} returned a {str(got.dtype).replace('torch.', '')} tensor; expected float images")
+    if not bool(torch.isfinite(got).all()):
+        fail(f"{call} returned {int((~torch.isfinite(got)).sum())} non-finite value(s) (inf/nan)")
+    return got
+
+
+def as_float(value: Any, call: str) -> float:
+    """A returned number (Python number or one-element tensor) as a float, or fail."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        return float(value.reshape(()).item())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    fail(f"{call} returned {describe(value)}; expected a number")
+    raise AssertionError  # unreachable: fail raises
+
+
+def linf(a: Tensor, b: Tensor) -> float:
+    return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0

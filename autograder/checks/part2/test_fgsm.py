@@ -1,0 +1,147 @@
+"""Checks of ``fgsm_attack`` (Q2.1): values, the epsilon-ball, untouched inputs, and the attack's effect.
+
+``fgsm_attack(image, data_grad, epsilon)`` must return ``image + epsilon * sign(data_grad)``;
+clamping the result to the valid range [0, 1] is allowed, so both forms are accepted.
+Inputs are real FashionMNIST test images with the grader's model's input gradients,
+plus generated images (a share of pixels exactly 0 or 1, where clamping matters) and
+generated gradients (a share exactly 0, where the sign is 0 and the pixel must not move).
+"""
+from __future__ import annotations
+
+import torch
+from hypothesis import given
+
+from autograder.checks.part2 import helpers as H
+from autograder.checks.part2 import mistakes
+from autograder.checks.part2.strategies import fgsm_inputs, gradients, graded, images
+from autograder.registry import check, fail, tags
+
+FGSM = "part2.adversarial_attack.fgsm_attack"
+DRV = H.DRIVERS
+# float32 rounding of image + epsilon * sign: |image| <= 1 and epsilon <= 0.5 give errors of a
+# few ulps of 1 (1.2e-7 each); 1e-6 accepts every order of operations and rejects any real mistake.
+ATOL = 1e-6
+
+
+def _expected_forms(x: torch.Tensor, g: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(unclamped, clamped) expectations in float64."""
+    plain = x.double() + eps * g.double().sign()
+    return plain, plain.clamp(0.0, 1.0)
+
+
+def _judge(got: object, x: torch.Tensor, g: torch.Tensor, eps: float, call: str) -> None:
+    got = H.require_tensor(got, call, x.shape)
+    plain, clamped = _expected_forms(x, g, eps)
+    err_plain = (got.double() - plain).abs().max().item() if x.numel() else 0.0
+    err_clamped = (got.double() - clamped).abs().max().item() if x.numel() else 0.0
+    if min(err_plain, err_clamped) <= ATOL:
+        return
+    i = int((got.double() - clamped).abs().reshape(-1).argmax())
+    xi, gi, oi = x.reshape(-1)[i].item(), g.reshape(-1)[i].item(), got.reshape(-1)[i].item()
+    fail(f"{call}: element {i} has image {xi:.6g}, data_grad {gi:.6g} and came back as {oi:.6g}; expected "
+         f"image + epsilon * sign(data_grad) = {plain.reshape(-1)[i].item():.6g} (or clamped to [0, 1]: "
+         f"{clamped.reshape(-1)[i].item():.6g}); largest difference {min(err_plain, err_clamped):.3g}",
+         mistakes.diagnose_fgsm(got, x, g, eps, ATOL))
+
+
+@check("part2.adversarial_attack.fgsm_attack.values")
+@tags(FGSM)
+def test_fgsm_values(part2, ref2):
+    """Equals ``image + epsilon * sign(data_grad)`` or its clamp to [0, 1], within 1e-6.
+
+    Cases: 16 real test images with the grader's model's input gradients at epsilon 0.1 and
+    0.03; generated [4, 3, 5, 7] images with 20% saturated pixels and 20% zero gradients at
+    epsilon 0.3; and the default epsilon (0.25, argument omitted). Tolerance: float32
+    rounding of the sum (a few ulps of 1).
+    """
+    x_all, y_all = H.test_split(ref2("data"))
+    model = H.grader_model(ref2("models"))
+    x, y = x_all[:16], y_all[:16]
+    g = H.input_gradient(model, x, y)
+    for eps in (0.1, 0.03):
+        got = part2.call("adversarial_attack.fgsm_attack", x, g, eps)
+        _judge(got, x, g, eps, f"fgsm_attack(image, data_grad, epsilon={eps}) on 16 FashionMNIST test images "
+                               "with the gradient of the grader's model")
+    xs, gs = images((4, 3, 5, 7), 11), gradients((4, 3, 5, 7), 12)
+    got = part2.call("adversarial_attack.fgsm_attack", xs, gs, 0.3)
+    _judge(got, xs, gs, 0.3, "fgsm_attack(image, data_grad, epsilon=0.3) for a generated [4, 3, 5, 7] image "
+                             "(20% of pixels exactly 0 or 1, 20% zero gradients)")
+    got = part2.call("adversarial_attack.fgsm_attack", xs, gs)
+    _judge(got, xs, gs, 0.25, "fgsm_attack(image, data_grad) with epsilon omitted (the default is 0.25) for a "
+                              "generated [4, 3, 5, 7] image")
+
+
+@check("part2.adversarial_attack.fgsm_attack.ball")
+@tags(FGSM)
+@graded
+@given(example=fgsm_inputs())
+def test_fgsm_ball(part2, example):
+    """Property: the result has the image's shape, lies in the epsilon-ball around it
+    (max |out - image| <= epsilon), and pixels whose gradient is exactly 0 do not move.
+
+    Generated shapes (2-D and 4-D, up to 6 x 3 x 28 x 28) and epsilons in [0, 0.5].
+    Tolerance 1e-6: float32 rounding of image + epsilon * sign (and of the clamp).
+    """
+    x, g, eps = example.values
+    call = f"fgsm_attack(image, data_grad, {eps}) for {example.text}"
+    got = H.require_tensor(part2.call("adversarial_attack.fgsm_attack", x, g, eps), call, x.shape)
+    dist = (got.double() - x.double()).abs()
+    if x.numel() and dist.max().item() > eps + ATOL:
+        i = int(dist.reshape(-1).argmax())
+        fail(f"{call}: element {i} moved by {dist.reshape(-1)[i].item():.6g} (image {x.reshape(-1)[i].item():.6g} -> "
+             f"{got.reshape(-1)[i].item():.6g}); expected every pixel within epsilon = {eps} of the image",
+             mistakes.diagnose_fgsm(got, x, g, eps, ATOL))
+    still = g == 0
+    if bool(still.any()) and dist[still].max().item() > ATOL:
+        i = int(torch.where(still.reshape(-1), dist.reshape(-1), torch.zeros_like(dist.reshape(-1))).argmax())
+        fail(f"{call}: element {i} has data_grad exactly 0 but moved from {x.reshape(-1)[i].item():.6g} to "
+             f"{got.reshape(-1)[i].item():.6g}; expected it unchanged (sign(0) = 0)",
+             mistakes.diagnose_fgsm(got, x, g, eps, ATOL))
+
+
+@check("part2.adversarial_attack.fgsm_attack.inputs_untouched")
+@tags(FGSM)
+def test_fgsm_inputs_untouched(part2, ref2):
+    """``image`` and ``data_grad`` are left unchanged (no in-place update such as ``image += ...``).
+
+    The probe keeps copies of both inputs in the worker and compares them after the call.
+    """
+    x_all, y_all = H.test_split(ref2("data"))
+    x, y = x_all[16:24], y_all[16:24]
+    g = H.input_gradient(H.grader_model(ref2("models")), x, y)
+    r = part2.driver(f"{DRV}.fgsm_attack_probe", x, g, 0.1)
+    call = "fgsm_attack(image, data_grad, 0.1) on 8 FashionMNIST test images"
+    if r["image_changed"]:
+        fail(f"{call} modified `image` in place (its values changed during the call); expected a new tensor "
+             "and the caller's image untouched (e.g. write `perturbed = image + ...`, not `image += ...` or "
+             "`image.add_(...)`)")
+    if r["grad_changed"]:
+        fail(f"{call} modified `data_grad` in place (e.g. data_grad.sign_()); expected it untouched")
+
+
+@check("part2.adversarial_attack.fgsm_attack.smoke.accuracy_drop")
+@tags(FGSM)
+def test_fgsm_accuracy_drop(part2, ref2, threshold):
+    """On the grader's standard-trained model, FGSM at epsilon 0.1 lowers the accuracy on 1,000
+    FashionMNIST test images by at least ``part2.attacks.fgsm_min_drop`` (calibrated: see
+    grading.toml), with every adversarial image inside the epsilon-ball (tolerance 1e-6).
+
+    The input gradient is computed by the grader's harness; only ``fgsm_attack`` is the student's.
+    """
+    eps = float(threshold("part2.attacks.smoke_epsilon"))
+    min_drop = float(threshold("part2.attacks.fgsm_min_drop"))
+    start, n = threshold("part2.attacks.smoke_images")
+    x_all, y_all = H.test_split(ref2("data"))
+    x, y = x_all[start:start + n], y_all[start:start + n]
+    model = H.grader_model(ref2("models"))
+    handle = part2.driver(f"{DRV}.make_model", H.grader_state())
+    call = f"fgsm_attack(images, dCE/dx, {eps}) on {n} FashionMNIST test images with the grader's trained model"
+    adv = H.require_tensor(part2.driver(f"{DRV}.fgsm_on_model", handle, x, y, eps), call, x.shape)
+    if H.linf(adv, x) > eps + ATOL:
+        fail(f"{call}: a pixel moved by {H.linf(adv, x):.4g}, more than epsilon = {eps}")
+    clean, attacked = H.accuracy(model, x, y), H.accuracy(model, adv, y)
+    if clean - attacked < min_drop:
+        reference = ref2("adversarial_attack").fgsm_attack(x, H.input_gradient(model, x, y), eps)
+        fail(f"{call}: the accuracy went from {clean:.3f} (clean) to {attacked:.3f} under your attack, a drop of "
+             f"{clean - attacked:.3f}; expected a drop of at least {min_drop:.2f} (FGSM brings it to "
+             f"{H.accuracy(model, reference, y):.3f})")

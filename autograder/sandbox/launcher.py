@@ -1,0 +1,166 @@
+"""Trusted first stage of a worker process: isolate, drop privileges, then exec the worker.
+
+The grader starts ``python -s -B launcher.py '<json>'`` with ``subprocess.Popen`` (new
+session, clean environment, only the two protocol pipes passed). This small,
+single-threaded, stdlib-only program then, in order:
+
+1. moves the protocol pipes to fds 3 (requests) and 4 (replies);
+2. network: ``unshare(CLONE_NEWNET)`` as root; as a normal user
+   ``unshare(CLONE_NEWUSER | CLONE_NEWNET)`` with the user mapped to itself. The new
+   namespace has only a loopback device, and it is down, so nothing (not even
+   127.0.0.1) is reachable;
+3. sets resource limits (core dumps off, processes, open files, file size, data segment)
+   and ``oom_score_adj`` 1000 (the kernel's OOM killer picks a worker, not the grader);
+4. as root: drops to the sandbox user (no supplementary groups, real = effective = saved
+   ids), which also clears every capability;
+5. sets ``PR_SET_NO_NEW_PRIVS`` (no set-uid binary can give privileges back) and umask 077;
+6. ``execve``-s the worker, so the worker keeps this process's pid.
+
+Why a separate program instead of ``Popen(preexec_fn=...)``: ``preexec_fn`` runs after
+Popen has switched user (so ``unshare`` would no longer be allowed) and is unsafe in a
+multi-threaded grader (torch and the output threads). ``unshare``/``setpriv`` binaries
+would do too, but their options differ between util-linux versions (Ubuntu 22.04 vs
+Debian 12); ctypes on libc behaves the same everywhere.
+
+``--probe '<json>'`` performs steps 2-5 and prints what worked as JSON instead of
+exec-ing (used by :class:`SandboxPolicy` to describe itself truthfully).
+On a setup failure that the config marks as required, it exits with status 121 and a
+one-line reason on stderr.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import resource
+import sys
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+PR_SET_NO_NEW_PRIVS = 38
+SETUP_FAILED = 121
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"[sandbox launcher] {message}\n")
+    sys.stderr.flush()
+    os._exit(SETUP_FAILED)
+
+
+def _unshare(flags: int) -> None:
+    if _libc.unshare(ctypes.c_int(flags)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def isolate_network(mode: str) -> str:
+    """Enter a fresh network namespace; returns how ('netns', 'userns+netns') or raises OSError.
+
+    ``root``: a network namespace (needs CAP_SYS_ADMIN). ``user``: a user namespace in
+    which the current user maps to itself, plus a network namespace owned by it.
+    """
+    if mode == "root":
+        _unshare(CLONE_NEWNET)
+        return "netns"
+    uid, gid = os.getuid(), os.getgid()
+    _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    # Map the user to itself so files, ``getpass`` and ``pwd`` keep working.
+    try:
+        _write("/proc/self/setgroups", "deny")
+    except FileNotFoundError:
+        pass
+    _write("/proc/self/uid_map", f"{uid} {uid} 1\n")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1\n")
+    return "userns+netns"
+
+
+def set_limits(limits: dict[str, int]) -> None:
+    names = {"core": resource.RLIMIT_CORE, "nproc": resource.RLIMIT_NPROC, "nofile": resource.RLIMIT_NOFILE,
+             "fsize": resource.RLIMIT_FSIZE, "data": resource.RLIMIT_DATA, "as": resource.RLIMIT_AS}
+    for key, value in limits.items():
+        which = names[key]
+        _, hard = resource.getrlimit(which)
+        value = int(value)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value))
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if os.getuid() != uid or os.geteuid() != uid or os.getgroups() not in ([], [gid]):
+        _fail("could not drop privileges")
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return
+    _fail("privileges could be regained after dropping them")
+
+
+def setup(cfg: dict) -> dict:
+    """Steps 2-5; returns a report of what was applied."""
+    report = {"network": "shared", "uid": os.getuid(), "error": None}
+
+    def network() -> None:
+        try:
+            report["network"] = isolate_network(cfg["netns"])
+        except OSError as exc:
+            report["error"] = f"network isolation failed: {exc}"
+            if cfg.get("require_netns"):
+                _fail(report["error"])
+
+    # If the machine runs out of memory anyway, the kernel's OOM killer takes a worker,
+    # never the grader (which then reports the death and writes its results).
+    try:
+        _write("/proc/self/oom_score_adj", "1000")
+    except OSError:
+        pass
+    # A plain network namespace needs root, so it comes before the privilege drop; a user
+    # namespace is made by the (already unprivileged) sandbox user for itself, after it.
+    if cfg.get("netns") == "root":
+        network()
+    set_limits(cfg.get("rlimits", {}))
+    if cfg.get("uid") is not None:
+        drop_privileges(int(cfg["uid"]), int(cfg["gid"]))
+    if cfg.get("netns") == "user":
+        network()
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        _fail("prctl(PR_SET_NO_NEW_PRIVS) failed")
+    os.umask(0o077)
+    report["uid"] = os.getuid()
+    return report
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) == 2 and argv[0] == "--probe":
+        cfg = json.loads(argv[1])
+        print(json.dumps(setup(cfg)))
+        return
+    cfg = json.loads(argv[0])
+    # Protocol pipes to their fixed numbers (via high numbers, in case they already sit on 3/4).
+    tmp = [fcntl.fcntl(int(fd), fcntl.F_DUPFD, 10) for fd in cfg["fds"]]
+    for fd in cfg["fds"]:
+        os.close(int(fd))
+    for target, fd in zip((3, 4), tmp):
+        os.dup2(fd, target, inheritable=True)
+        os.close(fd)
+    setup(cfg)
+    os.chdir(cfg["cwd"])
+    os.execve(cfg["argv"][0], cfg["argv"], cfg["env"])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+value = int("not a number")

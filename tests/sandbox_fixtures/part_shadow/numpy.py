@@ -1,0 +1,1 @@
+raise ImportError("a student file named numpy.py must never be imported")

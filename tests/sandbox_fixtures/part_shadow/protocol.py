@@ -1,0 +1,1 @@
+MARK = "student protocol module"

@@ -1,0 +1,1 @@
+raise ImportError("a student file named torch.py must never be imported")

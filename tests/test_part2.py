@@ -1,0 +1,111 @@
+"""The part-2 checks (Q2.1-Q2.3, adversarial attacks) on known submissions.
+
+- the reference gets full marks on every part-2 check, smoke trainings included;
+- the untouched handout gets 0 on each, with one clear NotImplementedError line and no grader error;
+- every mutant of tests/mutants_part2.py loses points on a check tagged with the mutated
+  function, on no check of another function, and names its mistake where listed;
+- every variant (a correct implementation written differently) gets full marks;
+- the fixed inputs still separate the right answers from the catalogued mistakes (so a
+  retrained grader model or new data cannot silently blunt a check).
+
+Each submission case is one real grade through ``python -m autograder grade`` (profile
+``quick``, part 2 only), i.e. what a student would see.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from autograder import config
+from tests.mutants_part2 import MUTANTS, VARIANTS
+from tests.support import STUDENT, assert_full_marks, assert_mutant_caught, by_id, grade, make_submission
+
+ONLY = ("--profile", "quick", "--only", "part2.*")
+CFG = config.load()
+MINE = sorted(cid for cid in CFG.checks if cid.startswith("part2."))
+
+
+def test_the_part2_checks_are_configured():
+    points: dict[str, float] = {}
+    for cid in MINE:
+        points[CFG.checks[cid].question] = points.get(CFG.checks[cid].question, 0) + CFG.checks[cid].weight
+    assert points == {"2.1": 5.0, "2.2": 5.0, "2.3": 6.0}, points
+    smoke = [cid for cid in MINE if ".smoke." in cid]
+    assert len(smoke) == 4 and len(MINE) >= 18, MINE
+
+
+def test_mutant_and_variant_ids_are_unique():
+    ids = [m.id for m in MUTANTS] + [v.id for v in VARIANTS]
+    assert len(ids) == len(set(ids))
+    assert len(MUTANTS) >= 20 and len(VARIANTS) >= 8
+
+
+def test_the_grader_model_asset_is_small_and_loads_as_tensors():
+    from autograder.checks.part2.helpers import ASSET
+
+    assert ASSET.stat().st_size < 1 << 20
+    state = torch.load(ASSET, map_location="cpu", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values()) and "fc.weight" in state
+
+
+def test_the_fixed_loaders_separate_the_test_attack_mistakes():
+    """The stand-in attack flips some correct examples and fixes some wrong ones, so every
+    catalogued accuracy formula gives a different number than the right one, for both attacks."""
+    from autograder.checks import reference
+    from autograder.checks.part2 import helpers as H
+    from autograder.checks.part2 import mistakes
+    from autograder.checks.part2.drivers_part2 import pattern_perturb
+    from autograder.checks.part2.test_test_attack import FGSM_ARGS, PGD_ARGS, _examples
+
+    data, models = (reference.load(CFG.reference_dir, "part2", m) for m in ("data", "models"))
+    x, y = _examples(data, models)
+    model = H.grader_model(models)
+    assert len(y) == 40
+    for every in (1, 2):  # the loaders of the batch-size-1 checks, and of the batches check
+        xs, ys = x[::every], y[::every]
+        init = H.predictions(model, xs) == ys
+        for args in (FGSM_ARGS, PGD_ARGS):
+            final = H.predictions(model, pattern_perturb(xs, args["epsilon"])) == ys
+            right = float((init & final).double().mean())
+            assert every == 2 or (init & ~final).sum() >= 3, "too few successful stand-in attacks for adv_examples"
+            for name, wrong in mistakes.TEST_ATTACK.items():
+                assert abs(wrong(init, final) - right) > 1e-6, (every, args, name)
+
+
+@pytest.mark.slow
+def test_reference_gets_full_marks(tmp_path: Path):
+    results = grade(make_submission(tmp_path / "sub", parts=("part2",)), tmp_path / "r.json", "--only", "part2.*")
+    got = by_id(results)
+    assert set(MINE) <= set(got), f"checks not graded: {sorted(set(MINE) - set(got))}"
+    assert_full_marks(results, "reference")
+
+
+@pytest.mark.slow
+def test_handout_gets_zero_with_one_clear_line_per_check(tmp_path: Path):
+    results = grade(STUDENT, tmp_path / "r.json", "--only", "part2.*")
+    got = by_id(results)
+    for cid in MINE:
+        t = got[cid]
+        assert t["score"] == 0, f"{cid}: the handout scored {t['score']}"
+        text = t["output"].strip()
+        assert "NotImplementedError" in text and "not implemented yet" in text, f"{cid}: {text[:300]}"
+        assert "\n" not in text, f"{cid}: more than one line:\n{text}"
+        assert "internal error" not in text and "not your fault" not in text, f"{cid}: {text}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.id)
+def test_mutant_loses_points_on_its_function_only(tmp_path: Path, mutant):
+    sub = make_submission(tmp_path / "sub", mutant.edits, parts=("part2",))
+    results = grade(sub, tmp_path / "r.json", *ONLY)
+    assert_mutant_caught(results, mutant)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
+def test_variant_gets_full_marks(tmp_path: Path, variant):
+    sub = make_submission(tmp_path / "sub", variant.edits, parts=("part2",))
+    results = grade(sub, tmp_path / "r.json", *ONLY)
+    assert_full_marks(results, variant.id)

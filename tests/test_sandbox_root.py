@@ -1,0 +1,97 @@
+"""Root mode (Gradescope, CI): the sandbox user, no network, protected paths, process limits."""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from autograder.sandbox import SandboxPolicy, StudentError, protect_paths, restore_protected_paths
+from tests.sandbox_fixtures.support import light_worker, stage  # noqa: F401
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="root mode needs root (the sandbox user, namespaces)"),
+]
+
+
+def test_worker_runs_as_the_sandbox_user(light_worker):
+    who = light_worker.call("utils.whoami")
+    pw = pwd.getpwnam(light_worker.policy.user)
+    assert who["uid"] == who["euid"] == pw.pw_uid != 0
+    assert who["gid"] == pw.pw_gid and who["groups"] in ([], [pw.pw_gid])
+    assert os.stat(f"/proc/{light_worker.pid}").st_uid == pw.pw_uid  # seen from outside too
+    assert any(f"uid {pw.pw_uid}" in line for line in light_worker.policy.describe())
+
+
+def test_no_network_even_to_localhost(light_worker):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        result = light_worker.call("utils.connect", port)
+    finally:
+        server.close()
+    assert result != 0
+    assert os.readlink(f"/proc/{light_worker.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+
+
+def test_protected_paths_are_unreadable(light_worker):
+    base = Path(tempfile.mkdtemp(prefix="ag-secret-"))
+    try:
+        os.chmod(base, 0o755)
+        secret_dir = base / "solutions"
+        secret_dir.mkdir(mode=0o755)
+        secret = secret_dir / "utils.py"
+        secret.write_text("THE REFERENCE")
+        os.chmod(secret, 0o644)
+        loose = base / "results.json"
+        loose.write_text("{}")
+        os.chmod(loose, 0o644)
+        # Control: before protect_paths the worker can read them (so it is protect_paths that blocks).
+        assert light_worker.call("utils.read_file", str(secret)) == "THE REFERENCE"
+        assert protect_paths([secret_dir, loose, base / "missing"]) == [secret_dir.resolve(), loose.resolve()]
+        for path in (secret, loose):
+            with pytest.raises(StudentError) as info:
+                light_worker.call("utils.read_file", str(path))
+            assert info.value.type_name == "PermissionError"
+        with pytest.raises(StudentError, match="PermissionError"):
+            light_worker.call("utils.write_file", str(loose), "{\"score\": 100}")
+        assert loose.read_text() == "{}"
+        restore_protected_paths()  # local runs leave the checkout's modes as they were
+        assert (secret_dir.stat().st_mode & 0o777, loose.stat().st_mode & 0o777) == (0o755, 0o644)
+        assert light_worker.call("utils.read_file", str(secret)) == "THE REFERENCE"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_protect_paths_refuses_to_hide_the_interpreter():
+    import sys
+
+    with pytest.raises(ValueError, match="Python installation"):
+        protect_paths([Path(sys.prefix).parent])
+
+
+def test_staging_is_read_only_for_workers(light_worker, stage):
+    with pytest.raises(StudentError, match="PermissionError"):
+        light_worker.call("utils.write_file", str(stage / "part_fake" / "utils.py"), "hacked")
+    with pytest.raises(StudentError, match="PermissionError"):
+        light_worker.call("utils.write_file", str(stage / "_ag_worker" / "protocol.py"), "hacked")
+    assert light_worker.call("utils.write_file", "scratch.txt", "ok") is True  # its own scratch folder
+
+
+def test_grader_files_stay_out_of_reach(light_worker):
+    # The grading process's environment is not readable by the sandbox user.
+    with pytest.raises(StudentError, match="PermissionError"):
+        light_worker.call("utils.read_file", f"/proc/{os.getpid()}/environ")
+
+
+def test_policy_detect_reads_the_config():
+    pol = SandboxPolicy.detect({"user": "agsandbox", "network": True})
+    assert pol.is_root and pol.network
+    assert any("network access" in line for line in pol.describe())

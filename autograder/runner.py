@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -81,6 +82,14 @@ def _protect(protect_paths: Any, cfg: Config, submission: Path, results_path: Pa
     # dedicated one (Gradescope's /autograder/results), never a shared one like /tmp.
     results_dir = results_path.resolve().parent
     protect_paths([results_path] + ([results_dir] if results_dir.name == "results" else []))
+
+
+def _prestart(worker: Any) -> None:
+    """Start a worker in the background; a failure here is reported by the first call instead."""
+    try:
+        worker.start()
+    except Exception:
+        pass
 
 
 def grade(
@@ -172,6 +181,10 @@ def grade(
 
         state = RunState(cfg, only, started + budget, clock, on_outcome, student_output)
         state_holder["state"] = state
+        # Start the workers of the parts that will be graded while pytest collects the checks:
+        # their start-up (importing torch and the student's modules) overlaps the grader's.
+        for part in sorted({cid.split(".")[0] for cid in state.expected()} & set(sessions)):
+            threading.Thread(target=_prestart, args=(sessions[part].worker,), daemon=True).start()
         plugin = GradingPlugin(state)
         _CONTEXT = GradingContext(cfg, found, sessions, clock, plugin, state)
         args = [

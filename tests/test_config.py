@@ -1,34 +1,42 @@
 """The configuration and the check code agree: one source of truth for every check."""
 from __future__ import annotations
 
-import ast
+import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 from autograder import config as config_mod
+from autograder import registry
 from tests.support import ROOT
 
 TAG = re.compile(r"^part[12]\.[a-z_]+(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
 def _declared(checks_dir: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """check id -> (file, tags) for every @check(...) in a checks folder, read statically."""
+    """check id -> (file, tags) for every @check(...) in a checks folder, read from the modules.
+
+    The check modules are trusted code (the grader imports them too); importing them
+    resolves tags built from constants (``@tags(*TRAINED)``).
+    """
     found: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for path in sorted(checks_dir.rglob("test_*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.FunctionDef):
-                continue
-            cid, tags = None, ()
-            for dec in node.decorator_list:
-                if isinstance(dec, ast.Call) and getattr(dec.func, "id", "") == "check":
-                    cid = ast.literal_eval(dec.args[0])
-                if isinstance(dec, ast.Call) and getattr(dec.func, "id", "") == "tags":
-                    tags = tuple(ast.literal_eval(a) for a in dec.args)
-            if cid:
-                assert cid not in found, f"check id {cid} declared twice ({found[cid][0]} and {path.name})"
-                found[cid] = (path.name, tags)
+    sys.path.insert(0, str(checks_dir.parent))
+    try:
+        for path in sorted(checks_dir.rglob("test_*.py")):
+            name = f"_declared_{checks_dir.name}_{path.parent.name}_{path.stem}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses look their module up while being defined
+            spec.loader.exec_module(module)
+            for obj in vars(module).values():
+                cid = registry.check_id_of(obj) if callable(obj) else None
+                if cid and getattr(obj, "__module__", None) == name:
+                    assert cid not in found, f"check id {cid} declared twice ({found[cid][0]} and {path.name})"
+                    found[cid] = (path.name, registry.tags_of(obj))
+    finally:
+        sys.path.remove(str(checks_dir.parent))
     return found
 
 

@@ -75,7 +75,10 @@ def _file_notes(found: Discovery, tags: tuple[str, ...]) -> list[str]:
 
 def _protect(protect_paths: Any, cfg: Config, submission: Path, results_path: Path) -> None:
     """Root mode: hide the reference, checks, config, results and metadata from the sandbox user."""
-    protect_paths([*cfg.protected, cfg.reference_dir, cfg.checks_dir, cfg.path])
+    # The repository's history holds the reference too (`git show HEAD:solutions/...` from a
+    # worker read it before this was protected; tests/test_attacks.py::read_secrets).
+    vcs = [cfg.path.parent / name for name in (".git", ".hg", ".svn")]
+    protect_paths([*cfg.protected, cfg.reference_dir, cfg.checks_dir, cfg.path, *vcs])
     metadata = submission.resolve().parent / "submission_metadata.json"  # Gradescope's
     protect_paths([metadata] if metadata.exists() else [])
     # The results file is written 0600 as root; its folder is hidden too when it is a
@@ -177,14 +180,21 @@ def grade(
                              outcome.status, outcome.duration_s, outcome.score, outcome.spec.weight)
             for s in sessions.values():
                 s.used = False
+            # A part whose checks are all done gives its worker's memory back (the container
+            # has 768 MB); a later call would simply start a fresh worker.
+            pending = {cid.split(".")[0] for cid in st.selected if cid not in st.outcomes}
+            for part, s in sessions.items():
+                if st.selected and part not in pending and s.worker.alive:
+                    s.worker.close()
             write(done=False)
 
         state = RunState(cfg, only, started + budget, clock, on_outcome, student_output)
         state_holder["state"] = state
-        # Start the workers of the parts that will be graded while pytest collects the checks:
-        # their start-up (importing torch and the student's modules) overlaps the grader's.
-        for part in sorted({cid.split(".")[0] for cid in state.expected()} & set(sessions)):
-            threading.Thread(target=_prestart, args=(sessions[part].worker,), daemon=True).start()
+        # Start the first part's worker while pytest collects the checks: its start-up
+        # (importing torch) overlaps the grader's. Only one: each worker holds ~300 MB.
+        graded_parts = sorted({cid.split(".")[0] for cid in state.expected()} & set(sessions))
+        if graded_parts:
+            threading.Thread(target=_prestart, args=(sessions[graded_parts[0]].worker,), daemon=True).start()
         plugin = GradingPlugin(state)
         _CONTEXT = GradingContext(cfg, found, sessions, clock, plugin, state)
         args = [

@@ -23,6 +23,7 @@ settings.register_profile(
     deadline=None,
     max_examples=int(current_context().cfg.grader.get("hypothesis_max_examples", 20)),
     print_blob=False,
+    report_multiple_bugs=False,  # one failure per check: the student reads one clear message
     suppress_health_check=list(HealthCheck),
 )
 settings.load_profile("grading")

@@ -87,6 +87,14 @@ def _protect(protect_paths: Any, cfg: Config, submission: Path, results_path: Pa
     protect_paths([results_path] + ([results_dir] if results_dir.name == "results" else []))
 
 
+def _torch_threads(n: int) -> None:
+    """Limit the grading process's torch threads (its reference computations are small)."""
+    if n > 0:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def _prestart(worker: Any) -> None:
     """Start a worker in the background; a failure here is reported by the first call instead."""
     try:
@@ -202,6 +210,7 @@ def grade(
             "--import-mode=importlib", f"--rootdir={cfg.checks_dir}", "-o", "python_files=test_*.py",
             "-c", os.devnull,
         ]
+        _torch_threads(int(cfg.grader.get("threads", 1)))
         pytest.main(args, plugins=[plugin])
         results = write(done=True)
     except Exception as exc:  # the grader itself failed: still a valid results file

@@ -8,6 +8,7 @@ and classifies every way a check can end into an :class:`Outcome`.
 from __future__ import annotations
 
 import fnmatch
+import re
 import sys
 import time
 import traceback
@@ -87,6 +88,21 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def _student_location(tb: str) -> str:
+    """' (in estimators.py, line 12)': the innermost frame in a student's file, so that an error
+    raised while importing a module (e.g. a missing import) names the file it came from."""
+    for path, line in reversed(_FRAME.findall(tb or "")):
+        name = path.replace("\\", "/").rsplit("/", 1)[-1]
+        if ("/site-packages/" in path or "/lib/python" in path or "/_ag_worker/" in path or name == "worker_main.py"
+                or name.startswith("drivers_") or name.startswith("<")):
+            continue
+        return f" (in {name}, line {line})"
+    return ""
+
+
 def classify(exc: BaseException) -> tuple[str, str]:
     """(status, message) for an exception that ended a check."""
     from .sandbox import StudentError, WorkerFailure, WorkerTimeout
@@ -97,7 +113,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, WorkerTimeout):
         return "timeout", f"Your code did not finish in time: {exc}"
     if isinstance(exc, StudentError):
-        return "student_error", f"Your code raised an error: {exc}"
+        return "student_error", f"Your code raised an error: {exc}{_student_location(exc.traceback)}"
     if isinstance(exc, WorkerFailure):
         return "student_error", f"Your code stopped the worker process: {exc}"
     if isinstance(exc, AssertionError):

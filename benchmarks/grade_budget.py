@@ -88,19 +88,19 @@ class TreeMemory(threading.Thread):
         super().__init__(daemon=True)
         self.root_pid, self.period = root_pid, period
         self.peak_anon_kb = self.peak_file_kb = self.peak_procs = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             pids = _tree(self.root_pid)
             sizes = [_rss_kb(p) for p in pids]
             self.peak_anon_kb = max(self.peak_anon_kb, sum(a for a, _ in sizes))
             self.peak_file_kb = max(self.peak_file_kb, sum(f for _, f in sizes))
             self.peak_procs = max(self.peak_procs, len(pids))
-            self._stop.wait(self.period)
+            self._halt.wait(self.period)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 

@@ -120,3 +120,18 @@ def assert_full_marks(results: dict[str, Any], what: str) -> None:
     failing = lost(results)
     assert not failing, f"{what}: lost points on\n{explain(failing)}"
     assert results["tests"], f"{what}: no checks were graded"
+
+
+def assert_handout_zero(results: dict[str, Any], check_ids: Iterable[str],
+                        phrases: tuple[str, ...] = ("not implemented yet",)) -> None:
+    """Every check in ``check_ids`` scored 0 on the untouched handout with one clear line
+    (containing one of ``phrases``) and no grader error."""
+    got = by_id(results)
+    for cid in check_ids:
+        assert cid in got, f"{cid} was not graded"
+        t = got[cid]
+        assert t["score"] == 0, f"{cid}: the handout scored {t['score']}"
+        text = t["output"].strip()
+        assert any(p in text for p in phrases), f"{cid}: {text[:300]}"
+        assert "\n" not in text, f"{cid}: more than one line:\n{text}"
+        assert "internal error" not in text and "not your fault" not in text, f"{cid}: {text}"

@@ -28,7 +28,9 @@ CASES = {
     # name: (files, {check id that must lose points: phrase in its output})
     "hanging function": (
         {"part1/mathops.py": HANG},
-        {c: "did not finish in time" for c in ADD_CHECKS}),
+        # The call's own limit, or (on a loaded machine, where restarting the worker after
+        # the first hang eats into the next check) the check's budget: both say "time".
+        {c: ("did not finish in time", "used its whole time budget") for c in ADD_CHECKS}),
     "crashing import": (
         {"part1/mathops.py": "raise RuntimeError('boom at import')\n" + MATHOPS_OK},
         {c: "boom at import" for c in MATHOPS_CHECKS}),
@@ -98,7 +100,8 @@ def test_failure_costs_only_its_own_checks(tmp_path: Path, case: str):
         t = tests[cid]
         if cid in expected:
             assert t["score"] == 0, f"{case}: {cid} kept its points"
-            assert expected[cid].lower() in t["output"].lower(), f"{case}: {cid} output: {t['output']}"
+            wanted = expected[cid] if isinstance(expected[cid], tuple) else (expected[cid],)
+            assert any(w.lower() in t["output"].lower() for w in wanted), f"{case}: {cid} output: {t['output']}"
         else:
             assert t["score"] == t["max_score"], f"{case}: untouched check {cid} lost points: {t['output']}"
     assert elapsed < 90, f"{case}: took {elapsed:.0f} s"

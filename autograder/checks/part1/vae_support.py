@@ -120,6 +120,9 @@ def run_training(session: Any, model: Any, images: Tensor, steps: int, batch_siz
     return report
 
 
+DECODE_CHUNK = 128
+
+
 def test_bpd(session: Any, model: Any, images: Tensor, z_dim: int, seed: int, what: str) -> dict[str, float]:
     """Negative ELBO in bits per dimension of ``images`` under the worker's model, computed here.
 
@@ -139,12 +142,18 @@ def test_bpd(session: Any, model: Any, images: Tensor, z_dim: int, seed: int, wh
                  "(the training diverged)")
     eps = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     z = (mean.double() + torch.exp(log_std.double()) * eps).float()
-    logits = session.driver(f"{DRIVER}.decode", model, z)
-    if not isinstance(logits, Tensor) or tuple(logits.shape) != (n, LEVELS, 28, 28):
-        fail(f"{what}: the trained decoder returned {describe(logits)} for {n} latents; expected [{n}, 16, 28, 28]")
-    if not bool(torch.isfinite(logits).all()):
-        fail(f"{what}: the trained decoder returned non-finite logits on the test latents (the training diverged)")
-    rec = rec_per_image(logits, images.long())
+    recs = []
+    for lo in range(0, n, DECODE_CHUNK):  # in chunks: the logits of 512 images in float64 weigh ~100 MB
+        hi = min(n, lo + DECODE_CHUNK)
+        logits = session.driver(f"{DRIVER}.decode", model, z[lo:hi])
+        if not isinstance(logits, Tensor) or tuple(logits.shape) != (hi - lo, LEVELS, 28, 28):
+            fail(f"{what}: the trained decoder returned {describe(logits)} for {hi - lo} latents; "
+                 f"expected [{hi - lo}, 16, 28, 28]")
+        if not bool(torch.isfinite(logits).all()):
+            fail(f"{what}: the trained decoder returned non-finite logits on the test latents (the training diverged)")
+        recs.append(rec_per_image(logits, images[lo:hi].long()))
+        del logits
+    rec = torch.cat(recs)
     kl = kld_per_image(mean, log_std)
     return {"bpd": float(bpd_per_image(rec + kl).mean()), "rec": float(rec.mean()), "kl": float(kl.mean())}
 

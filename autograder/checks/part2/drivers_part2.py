@@ -137,8 +137,11 @@ def fgsm_attack_probe(image: torch.Tensor, data_grad: torch.Tensor, epsilon: flo
     """Call ``fgsm_attack`` (default epsilon when ``epsilon`` is None); report whether it changed its inputs."""
     x, g = image.clone(), data_grad.clone()
     out = _aa().fgsm_attack(x, g) if epsilon is None else _aa().fgsm_attack(x, g, epsilon)
+    # The inputs after the call go back too: the grader compares them itself (student code in
+    # this process can patch torch.equal, so the booleans here are only a hint).
     return {"out": out if isinstance(out, torch.Tensor) else _plain(out),
-            "image_changed": not torch.equal(x, image), "grad_changed": not torch.equal(g, data_grad)}
+            "image_changed": not torch.equal(x, image), "grad_changed": not torch.equal(g, data_grad),
+            "image_after": x.detach(), "grad_after": g.detach()}
 
 
 def input_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

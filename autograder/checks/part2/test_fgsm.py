@@ -111,12 +111,20 @@ def test_fgsm_inputs_untouched(part2, ref2):
     g = H.input_gradient(H.grader_model(ref2("models")), x, y)
     r = part2.driver(f"{DRV}.fgsm_attack_probe", x, g, 0.1)
     call = "fgsm_attack(image, data_grad, 0.1) on 8 FashionMNIST test images"
-    if r["image_changed"]:
+    # Judged here from the tensors sent back, not from the worker's booleans: student code can
+    # patch torch.equal inside the worker (tests/test_attacks.py::monkeypatch_comparisons).
+    after_x, after_g = r.get("image_after"), r.get("grad_after")
+    image_changed = r["image_changed"] or not (isinstance(after_x, torch.Tensor) and torch.equal(after_x, x))
+    grad_changed = r["grad_changed"] or not (isinstance(after_g, torch.Tensor) and torch.equal(after_g, g))
+    if image_changed:
         fail(f"{call} modified `image` in place (its values changed during the call); expected a new tensor "
              "and the caller's image untouched (e.g. write `perturbed = image + ...`, not `image += ...` or "
              "`image.add_(...)`)")
-    if r["grad_changed"]:
+    if grad_changed:
         fail(f"{call} modified `data_grad` in place (e.g. data_grad.sign_()); expected it untouched")
+    # Untouched inputs earn nothing on their own: a function returning anything (even a
+    # constant) would (tests/test_attacks.py found it); the result must be right as well.
+    _judge(r["out"], x, g, 0.1, call)
 
 
 @check("part2.adversarial_attack.fgsm_attack.smoke.accuracy_drop")

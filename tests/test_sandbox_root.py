@@ -95,3 +95,38 @@ def test_policy_detect_reads_the_config():
     pol = SandboxPolicy.detect({"user": "agsandbox", "network": True})
     assert pol.is_root and pol.network
     assert any("network access" in line for line in pol.describe())
+
+
+def test_concurrent_runs_share_the_protection(tmp_path: Path, monkeypatch):
+    """Two grading runs protect the same folder: the one finishing first must not make it
+    readable under the other; the last one restores the original mode, also when the
+    other run died without restoring (SIGKILL)."""
+    import subprocess
+    import sys
+
+    import autograder.sandbox.policy as policy
+
+    registry = tmp_path / "registry.json"
+    monkeypatch.setattr(policy, "_REGISTRY", registry)
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    os.chmod(secret, 0o755)
+    other = ("import sys, autograder.sandbox.policy as p; from pathlib import Path; "
+             f"p._REGISTRY = Path({str(registry)!r}); p.protect_paths([{str(secret)!r}]); "
+             "sys.exit(0) if sys.argv[1] == 'die' else p.restore_protected_paths()")
+
+    def mode() -> int:
+        return secret.stat().st_mode & 0o777
+
+    protect_paths([secret])
+    assert mode() == 0o700
+    subprocess.run([sys.executable, "-c", other, "restore"], check=True, cwd=Path(__file__).parent.parent)
+    assert mode() == 0o700, "a run that finished first made the folder readable under a running one"
+    restore_protected_paths()
+    assert mode() == 0o755
+
+    subprocess.run([sys.executable, "-c", other, "die"], check=True, cwd=Path(__file__).parent.parent)
+    assert mode() == 0o700  # the dead run left it protected, with its record
+    protect_paths([secret])
+    restore_protected_paths()
+    assert mode() == 0o755, "the original mode was lost after a run died without restoring"

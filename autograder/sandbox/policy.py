@@ -32,7 +32,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 DEFAULT_USER = "agsandbox"
 LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
@@ -117,6 +117,47 @@ def _interpreter_paths() -> list[Path]:
     return sorted(paths)
 
 
+# Concurrent root runs on one checkout (an instructor regrading in parallel, the project's
+# tests) share the protection: a registry records each path's original mode and which
+# grading processes hold it; the last holder to finish restores the mode. Without it a
+# run finishing early would make the reference readable under a run still grading.
+_REGISTRY = Path(os.environ.get("AG_PROTECT_REGISTRY", "/tmp/autograder-protected.json"))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _with_registry(update: Callable[[dict[str, Any]], None]) -> None:
+    """Apply ``update`` to the registry under an exclusive lock (root only; 0600 files)."""
+    import fcntl
+
+    fd = os.open(str(_REGISTRY) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            data = json.loads(_REGISTRY.read_text())
+            assert isinstance(data, dict)
+        except (OSError, ValueError, AssertionError):
+            data = {}
+        for entry in data.values():  # holders that died without restoring (SIGKILL) no longer count
+            entry["holders"] = [h for h in entry.get("holders", []) if _pid_alive(int(h))]
+        update(data)
+        tmp = _REGISTRY.with_name(_REGISTRY.name + f".{os.getpid()}")
+        fd2 = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd2, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, _REGISTRY)
+    finally:
+        os.close(fd)
+
+
 def protect_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Make ``paths`` unreadable for the sandbox user (root mode): drop group/other permissions.
 
@@ -124,7 +165,7 @@ def protect_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     inside it). Missing paths are skipped. Refuses paths that contain the Python
     interpreter the workers need. Returns the paths that were protected.
     """
-    done = []
+    todo: list[tuple[Path, int]] = []
     interpreter = _interpreter_paths()
     for raw in paths:
         path = Path(raw).resolve()
@@ -140,10 +181,24 @@ def protect_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             continue
         if stat.S_ISLNK(st.st_mode):
             continue
-        _protected.setdefault(path, stat.S_IMODE(st.st_mode))
-        os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
-        done.append(path)
-    return done
+        todo.append((path, stat.S_IMODE(st.st_mode)))
+
+    def update(data: dict[str, Any]) -> None:
+        for path, mode in todo:
+            # First holder: its mode now is the original, unless a run that died (SIGKILL) left
+            # its record behind, whose mode is the true original.
+            entry = data.setdefault(str(path), {"mode": mode, "holders": []})
+            if os.getpid() not in entry["holders"]:
+                entry["holders"].append(os.getpid())
+            _protected.setdefault(path, int(entry["mode"]))
+            os.chmod(path, mode & ~0o077)
+
+    if todo:
+        if os.geteuid() == 0:
+            _with_registry(update)
+        else:  # not root: nothing to share with (tests of the policy as a normal user)
+            update({})
+    return [path for path, _ in todo]
 
 
 def protected_paths() -> list[Path]:
@@ -152,16 +207,32 @@ def protected_paths() -> list[Path]:
 
 
 def restore_protected_paths() -> None:
-    """Give the protected paths their modes back (local root runs: the checkout stays as it was).
+    """Give the protected paths their modes back once no other grading run holds them
+    (local root runs: the checkout stays as it was). On Gradescope there is nothing to
+    restore (each container grades one submission)."""
+    mine = dict(_protected)
+    _protected.clear()
+    if not mine:
+        return
 
-    On Gradescope there is nothing to restore (each container grades one submission).
-    """
-    for path, mode in list(_protected.items()):
-        try:
-            os.chmod(path, mode)
-        except OSError:
-            pass
-        del _protected[path]
+    def update(data: dict[str, Any]) -> None:
+        for path, mode in mine.items():
+            entry = data.get(str(path))
+            if entry:
+                entry["holders"] = [h for h in entry["holders"] if h != os.getpid()]
+                if entry["holders"]:
+                    continue  # another run still grades: keep it protected
+                mode = int(entry["mode"])
+                del data[str(path)]
+            try:
+                os.chmod(path, mode)
+            except OSError:
+                pass
+
+    if os.geteuid() == 0:
+        _with_registry(update)
+    else:
+        update({})
 
 
 @dataclass

@@ -187,7 +187,7 @@ def grade(
             console.progress(len(st.outcomes), len(st.selected), outcome.spec.number, outcome.spec.name,
                              outcome.status, outcome.duration_s, outcome.score, outcome.spec.weight)
             for s in sessions.values():
-                s.used = False
+                s.new_check()
             # A part whose checks are all done gives its worker's memory back (the container
             # has 768 MB); a later call would simply start a fresh worker.
             pending = {cid.split(".")[0] for cid in st.selected if cid not in st.outcomes}

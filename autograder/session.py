@@ -40,6 +40,27 @@ class PartSession:
     clock: Clock
     call_timeout_s: float
     used: bool = field(default=False)
+    # The worker died, hung or blew its memory during the running check: later calls of the
+    # same check get the same verdict at once instead of restarting the worker each time
+    # (hypothesis would otherwise replay and shrink examples until the budget is gone).
+    fatal: Exception | None = field(default=None)
+
+    def new_check(self) -> None:
+        """Forget the previous check's state (the runner calls this between checks)."""
+        self.used = False
+        self.fatal = None
+
+    def _guarded(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from .sandbox import WorkerDied, WorkerMemoryExceeded, WorkerTimeout
+
+        if self.fatal is not None:
+            raise self.fatal
+        self.used = True
+        try:
+            return fn(*args, **kwargs)
+        except (WorkerDied, WorkerMemoryExceeded, WorkerTimeout) as exc:
+            self.fatal = exc
+            raise
 
     def _timeout(self) -> float:
         left = self.clock.remaining()
@@ -52,8 +73,7 @@ class PartSession:
 
     def call(self, target: str, *args: Any, seed: int | None = 0, **kwargs: Any) -> Any:
         """Call ``module.function`` (or construct ``module.Class``) in the worker."""
-        self.used = True
-        return self.worker.call(target, *args, seed=seed, timeout=self._timeout(), **kwargs)
+        return self._guarded(lambda: self.worker.call(target, *args, seed=seed, timeout=self._timeout(), **kwargs))
 
     def driver(self, name: str, *args: Any, seed: int | None = 0, **kwargs: Any) -> Any:
         """Run an instructor helper inside the worker (``drivers_part1.train_vae``)."""
@@ -61,12 +81,10 @@ class PartSession:
 
     def method(self, handle: Any, name: str, *args: Any, seed: int | None = 0, **kwargs: Any) -> Any:
         """Call a method of an object that lives in the worker."""
-        self.used = True
-        return self.worker.method(handle, name, *args, seed=seed, timeout=self._timeout(), **kwargs)
+        return self._guarded(lambda: self.worker.method(handle, name, *args, seed=seed, timeout=self._timeout(), **kwargs))
 
     def getattr(self, handle: Any, name: str) -> Any:
-        self.used = True
-        return self.worker.getattr(handle, name, timeout=self._timeout())
+        return self._guarded(lambda: self.worker.getattr(handle, name, timeout=self._timeout()))
 
     def file_note(self, filename: str) -> str:
         """Why ``part/filename`` was not taken from the submission ('' when it was)."""

@@ -122,6 +122,8 @@ SAMPLE_GUMBEL = '''
 '''
 
 MANIFOLD_ERFINV_TRANSPOSED = '''
+    from torchvision.utils import make_grid
+
     p = (torch.arange(grid_size, dtype=torch.float32) + 0.5) / grid_size
     q = torch.erfinv(2 * p - 1) * math.sqrt(2)  # the standard-normal quantiles, without scipy
     images = []
@@ -135,6 +137,9 @@ MANIFOLD_ERFINV_TRANSPOSED = '''
 '''
 
 MANIFOLD_NUMPY_FLIPPED = '''
+    from scipy.stats import norm
+    from torchvision.utils import make_grid
+
     q = norm.ppf(np.linspace(0.5 / grid_size, 1 - 0.5 / grid_size, grid_size))[::-1].copy()  # top row: high z0
     zz = np.array([[a, b] for a in q for b in q], dtype=np.float32)
     logits = decoder(torch.from_numpy(zz).to(decoder.device))

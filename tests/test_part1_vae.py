@@ -67,6 +67,20 @@ def test_expected_manifold_equals_the_reference_on_the_known_decoder():
         assert tuple(mine.shape) == vs.grid_shape(g)
 
 
+@pytest.mark.parametrize("n, nrow, channels, padding", [(25, 5, 1, 2), (400, 20, 1, 2), (7, 3, 1, 2), (1, 1, 1, 2),
+                                                         (12, 8, 3, 2), (6, 4, 1, 0), (10, 20, 1, 5)])
+def test_grid_of_lays_images_out_like_make_grid(n: int, nrow: int, channels: int, padding: int):
+    """The grader's own tiling (it does not import torchvision) equals make_grid's output."""
+    from torchvision.utils import make_grid
+
+    from autograder.checks.part1 import vae_support as vs
+
+    images = torch.rand(n, channels, 28, 28, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    want = make_grid(images, nrow=nrow, padding=padding)
+    got = vs.grid_of(images, nrow, padding=padding)
+    assert got.shape == want.shape and torch.equal(got, want)
+
+
 def test_grader_losses_equal_the_reference_formulas():
     from autograder.checks import reference
     from autograder.checks.part1 import vae_support as vs

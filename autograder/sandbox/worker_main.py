@@ -262,6 +262,27 @@ class Worker:
                      "wall_s": time.monotonic() - started}
             del value
             self.send(reply, to_handle=True)
+            if reply["wall_s"] > TRIM_AFTER_S:
+                release_free_memory()
+
+
+# A call this long (a training, a big batch) may leave tens of MB free inside malloc's heap.
+TRIM_AFTER_S = 0.2
+_malloc_trim: Any = None
+
+
+def release_free_memory() -> None:
+    """Give malloc's free pages back to the system (glibc keeps them otherwise; the container has 768 MB)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
 
 
 def reset_peak() -> None:

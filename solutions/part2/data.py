@@ -46,17 +46,23 @@ _FMNIST_FILES = {
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    """Parse one IDX file (optionally gzipped): big-endian magic, dims, then uint8 data."""
+    """Parse one IDX file (optionally gzipped): big-endian magic, dims, then uint8 data.
+
+    Read straight into a writable array (no intermediate bytes object, which would double
+    the peak memory: the grader loads these files inside a 768 MB container).
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
-        raw = f.read()
-    magic = int.from_bytes(raw[:4], "big")
-    if magic >> 8 != 0x08:  # 0x08 = unsigned byte data
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {magic:#x})")
-    ndim = magic & 0xFF
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    return data.reshape(dims).copy()  # writable, independent of the bytes buffer
+        magic = int.from_bytes(f.read(4), "big")
+        if magic >> 8 != 0x08:  # 0x08 = unsigned byte data
+            raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {magic:#x})")
+        ndim = magic & 0xFF
+        header = f.read(4 * ndim)
+        dims = [int.from_bytes(header[4 * i: 4 * i + 4], "big") for i in range(ndim)]
+        data = np.empty(dims, dtype=np.uint8)
+        if f.readinto(memoryview(data).cast("B")) != data.size:
+            raise ValueError(f"{path} is truncated: expected {data.size} bytes of data after the header")
+    return data
 
 
 def _find_idx(data_dir: str | None, stem: str) -> Path | None:
@@ -120,8 +126,12 @@ def _split_indices(n_official_train: int, split: str) -> np.ndarray:
     return np.sort(order[:VALID_SIZE] if split == "valid" else order[VALID_SIZE:])
 
 
-def load_split_uint8(dataset: str, split: str, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One split as (uint8 images [N, C, H, W], int64 labels [N]) - the memory-light form."""
+def load_split_uint8(dataset: str, split: str, data_dir: str | None = None,
+                     limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One split as (uint8 images [N, C, H, W], int64 labels [N]) - the memory-light form.
+
+    ``limit``: only the split's first ``limit`` images (same order as without it).
+    """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
     official = "test" if split == "test" else "train"
@@ -134,8 +144,10 @@ def load_split_uint8(dataset: str, split: str, data_dir: str | None = None) -> t
     else:
         raise ValueError(f"unknown dataset {dataset!r}: expected {FASHIONMNIST!r} or {CIFAR10!r}")
     if split != "test":
-        index = _split_indices(len(labels), split)
+        index = _split_indices(len(labels), split)[:limit]
         images, labels = images[index], labels[index]
+    else:
+        images, labels = images[:limit], labels[:limit]
     # Copies, so that callers may modify what they get without touching the cache.
     return np.array(images, copy=True, order="C"), np.array(labels, copy=True)
 

@@ -27,9 +27,10 @@ DRV = vs.DRIVER
 
 def _train(part1, ref1, s: dict, z_dim: int, steps: int, partial_credit) -> tuple[object, str, dict]:
     """Build (real CNNs) and train the student's VAE; returns (model handle, description, metric)."""
-    train_imgs, test_imgs = vs.smoke_images(ref1("data"), int(s["n_train"]), int(s["n_test"]))
     seed = int(s["seed"])
     built = part1.driver(f"{DRV}.build_vae", int(s["num_filters"]), z_dim, False, seed=seed)
+    # Loaded once the model exists: an unimplemented VAE fails without reading the data.
+    train_imgs, test_imgs = vs.smoke_images(ref1("data"), int(s["n_train"]), int(s["n_test"]))
     model = built["model"]
     what = (f"VAE(num_filters={s['num_filters']}, z_dim={z_dim}) ({built['trainer']}.py) trained for {steps} Adam steps "
             f"(lr 1e-3, batch {s['batch_size']}) on {s['n_train']} FashionMNIST images")

@@ -46,14 +46,29 @@ def grader_model(models: ModuleType, state: dict[str, Tensor] | None = None) -> 
 @lru_cache(maxsize=2)
 def test_split(data: ModuleType) -> tuple[Tensor, Tensor]:
     """FashionMNIST test images (float [10000, 1, 28, 28] in [0, 1]) and labels (long)."""
-    return data.load_split(DATASET, "test")
+    split = data.load_split(DATASET, "test")
+    release_data_cache(data)
+    return split
 
 
 @lru_cache(maxsize=4)
-def split_uint8(data: ModuleType, split: str) -> tuple[Tensor, Tensor]:
-    """A split as uint8 images [N, 1, 28, 28] and long labels (the light form sent to the worker)."""
-    images, labels = data.load_split_uint8(DATASET, split)
+def split_head(data: ModuleType, split: str, n: int) -> tuple[Tensor, Tensor]:
+    """The first ``n`` images of a split as uint8 [n, 1, 28, 28] and long labels (the light form sent to the worker).
+
+    Only the head is kept, and the data module's cache of the whole official split is
+    dropped: the container has 768 MB, and a full split costs ~90 MB in this process.
+    """
+    images, labels = data.load_split_uint8(DATASET, split, limit=n)
+    release_data_cache(data)
     return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def release_data_cache(data: ModuleType) -> None:
+    """Forget the reference data module's cached official splits (already-sliced copies stay valid)."""
+    for name in ("_fashionmnist_uint8", "_load_part"):
+        clear = getattr(getattr(data, name, None), "cache_clear", None)
+        if clear is not None:
+            clear()
 
 
 # ----------------------------------------------------------------------------- metrics

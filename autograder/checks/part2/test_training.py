@@ -32,10 +32,10 @@ def settings(threshold: Any) -> dict[str, Any]:
 
 def smoke_data(data: Any, s: dict[str, Any]) -> tuple[torch.Tensor, ...]:
     """(train uint8, labels, valid uint8, labels, test float, labels) for the smoke settings ``s``."""
-    xtr, ytr = H.split_uint8(data, "train")
-    xva, yva = H.split_uint8(data, "valid")
-    xte, yte = H.test_split(data)
     n, nv = int(s["train_images"]), int(s["valid_images"])
+    xtr, ytr = H.split_head(data, "train", n)
+    xva, yva = H.split_head(data, "valid", nv)
+    xte, yte = H.test_split(data)
     start, count = s["test_images"]
     return (xtr[:n].clone(), ytr[:n].clone(), xva[:nv].clone(), yva[:nv].clone(),
             xte[start:start + count], yte[start:start + count])

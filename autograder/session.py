@@ -46,7 +46,15 @@ class PartSession:
     fatal: Exception | None = field(default=None)
 
     def new_check(self) -> None:
-        """Forget the previous check's state (the runner calls this between checks)."""
+        """Forget the previous check's state (the runner calls this between checks), including
+        the objects it made in the worker (a check's models stay ~MBs each, for the worker's life)."""
+        from .sandbox import WorkerFailure
+
+        if self.used:
+            try:
+                self.worker.release_all()
+            except WorkerFailure:
+                pass  # the worker was stopped; the next check's first call starts a fresh one
         self.used = False
         self.fatal = None
 

@@ -287,6 +287,16 @@ class Worker:
                 self._request({"op": "release", "handle": handle.id}, None, "release", "release")
                 self._handles.discard(handle.id)
 
+    def release_all(self, timeout: float = 5.0) -> None:
+        """Let the worker forget every object handed out so far (the runner calls this between
+        checks: a check's models and trainings would otherwise live as long as the worker).
+        Does not start a worker; a worker that fails here is killed and the next call gets a fresh one."""
+        with self._lock:
+            if not self.alive or not self._handles:
+                return
+            self._request({"op": "release_all"}, timeout, "release_all", "releasing the previous check's objects")
+            self._handles.clear()
+
     def import_module(self, module: str, timeout: float | None = None) -> None:
         """Import a student module only (raises StudentError for an import-time exception)."""
         self._request({"op": "import", "module": module}, timeout, module, f"import of {module}")

@@ -201,6 +201,12 @@ class Worker:
         if op == "release":
             self.table.release(msg["handle"])
             return None
+        if op == "release_all":
+            count = len(self.table.objects)
+            self.table.objects.clear()
+            self.table.ids.clear()
+            release_free_memory()
+            return count
         if op == "import":
             name = msg.get("module")
             if type(name) is not str or not MODULE.match(name):
@@ -267,7 +273,7 @@ class Worker:
 
 
 # A call this long (a training, a big batch) may leave tens of MB free inside malloc's heap.
-TRIM_AFTER_S = 0.2
+TRIM_AFTER_S = 0.05
 _malloc_trim: Any = None
 
 

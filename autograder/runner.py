@@ -25,6 +25,7 @@ from .config import Config
 from .console import Console
 from .discovery import Discovery, discover
 from .plugin import GradingPlugin, Outcome, RunState
+from .sandbox.worker_main import release_free_memory  # the workers' own (no import-time effects)
 from .session import Clock, PartSession
 
 _CONTEXT: "GradingContext | None" = None
@@ -93,27 +94,6 @@ def _torch_threads(n: int) -> None:
         import torch
 
         torch.set_num_threads(n)
-
-
-_malloc_trim: Any = None
-
-
-def _release_free_memory() -> None:
-    """Return malloc's free pages to the system after a check (glibc keeps them; the container has 768 MB).
-
-    A check's tensors are freed when it ends, but glibc holds the pages for reuse:
-    measured ~50 MB over a full grade. ``malloc_trim`` takes ~1 ms.
-    """
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False  # not glibc: nothing to do
-    if _malloc_trim:
-        _malloc_trim(0)
 
 
 def _prestart(worker: Any) -> None:
@@ -216,7 +196,7 @@ def grade(
                 if st.selected and part not in pending and s.worker.alive:
                     s.worker.close()
             write(done=False)
-            _release_free_memory()
+            release_free_memory()  # the check's tensors are gone; give their pages back
 
         state = RunState(cfg, only, started + budget, clock, on_outcome, student_output)
         state_holder["state"] = state

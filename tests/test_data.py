@@ -8,7 +8,6 @@ that the frugal paths give exactly the images of the plain ones.
 from __future__ import annotations
 
 import gzip
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -16,24 +15,13 @@ import numpy as np
 import pytest
 import torch
 
+from autograder.checks import reference
 from tests.support import SOLUTIONS
 
 
 def _load(part: str) -> ModuleType:
-    """A fresh copy of ``solutions/<part>/data.py`` (its sibling ``globals`` on the path for part 2)."""
-    import sys
-
-    folder = str(SOLUTIONS / part)
-    sys.path.insert(0, folder)
-    try:
-        spec = importlib.util.spec_from_file_location(f"_test_data_{part}", SOLUTIONS / part / "data.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(folder)
-        sys.modules.pop("globals", None)
-    return module
+    """``solutions/<part>/data.py`` as the grader imports it (siblings such as ``globals`` resolved)."""
+    return reference.load(SOLUTIONS, part, "data")
 
 
 @pytest.fixture(scope="module")

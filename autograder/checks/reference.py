@@ -29,3 +29,11 @@ def load(reference_dir: Path, part: str, module: str) -> ModuleType:
             if str(getattr(loaded, "__file__", "") or "").startswith(folder):
                 sys.modules[f"_reference_{part}_{name}"] = sys.modules.pop(name)
     return mod
+
+
+def drop_caches(module: ModuleType) -> None:
+    """Empty every ``functools`` cache of a reference module (the data modules keep whole
+    official splits, ~50 MB each, in theirs; copies already handed out stay valid)."""
+    for value in vars(module).values():
+        if callable(getattr(value, "cache_clear", None)) and hasattr(value, "cache_info"):
+            value.cache_clear()

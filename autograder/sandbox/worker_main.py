@@ -278,7 +278,10 @@ _malloc_trim: Any = None
 
 
 def release_free_memory() -> None:
-    """Give malloc's free pages back to the system (glibc keeps them otherwise; the container has 768 MB)."""
+    """Give malloc's free pages back to the system (glibc keeps them otherwise; the container has 768 MB).
+
+    The grading process calls it too, after each check (measured: ~50 MB over a full grade).
+    """
     global _malloc_trim
     if _malloc_trim is None:
         try:

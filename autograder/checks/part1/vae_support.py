@@ -17,6 +17,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
+from autograder.checks import reference
 from autograder.checks.part1 import drivers_part1_vae as drv
 from autograder.registry import fail
 
@@ -98,10 +99,7 @@ def smoke_images(data_module: Any, n_train: int, n_test: int) -> tuple[Tensor, T
     def four_bit(x: Tensor) -> Tensor:
         return data_module.to_4bit(x).to(torch.uint8).unsqueeze(1).contiguous()
     subsets = four_bit(train), four_bit(test)
-    # Keep only the subsets: the data module caches whole official splits (~55 MB here).
-    clear = getattr(getattr(data_module, "_load_part", None), "cache_clear", None)
-    if clear is not None:
-        clear()
+    reference.drop_caches(data_module)  # keep only the subsets
     return subsets
 
 
@@ -207,7 +205,7 @@ def grid_of(images: Tensor, grid_size: int, padding: int = 2, pad_value: float =
     The grading process does not import torchvision: it costs ~90 MB of the container's
     768 MB and ~2 s. 1-channel images become 3 channels; one image comes back unpadded;
     images go row by row, ``grid_size`` per row, with ``padding`` pixels of ``pad_value``
-    around each. ``tests/test_part1_support.py`` proves the equality with make_grid.
+    around each. ``tests/test_part1_vae.py`` proves the equality with make_grid.
     """
     if images.dim() == 3:
         images = images.unsqueeze(0)

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from autograder.checks import reference
 from autograder.registry import fail
 
 ASSET = Path(__file__).resolve().parent / "assets" / "smallnet_fashionmnist.pt"
@@ -47,7 +48,7 @@ def grader_model(models: ModuleType, state: dict[str, Tensor] | None = None) -> 
 def test_split(data: ModuleType) -> tuple[Tensor, Tensor]:
     """FashionMNIST test images (float [10000, 1, 28, 28] in [0, 1]) and labels (long)."""
     split = data.load_split(DATASET, "test")
-    release_data_cache(data)
+    reference.drop_caches(data)
     return split
 
 
@@ -59,16 +60,8 @@ def split_head(data: ModuleType, split: str, n: int) -> tuple[Tensor, Tensor]:
     dropped: the container has 768 MB, and a full split costs ~90 MB in this process.
     """
     images, labels = data.load_split_uint8(DATASET, split, limit=n)
-    release_data_cache(data)
+    reference.drop_caches(data)
     return torch.from_numpy(images), torch.from_numpy(labels)
-
-
-def release_data_cache(data: ModuleType) -> None:
-    """Forget the reference data module's cached official splits (already-sliced copies stay valid)."""
-    for name in ("_fashionmnist_uint8", "_load_part"):
-        clear = getattr(getattr(data, name, None), "cache_clear", None)
-        if clear is not None:
-            clear()
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -1,4 +1,5 @@
-"""Command line: ``python -m autograder grade SUBMISSION [--results FILE] [--only PATTERN]``.
+"""Command line: ``python -m autograder grade SUBMISSION [--results FILE] [--only PATTERN]``,
+``python -m autograder list`` and ``python -m autograder prepare`` (run by setup.sh).
 
 Exit status 0 whenever a results file was written, whatever the score (SPEC §3);
 2 only when the command line or the configuration is wrong.
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--profile", default=None, help="profile of the configuration to grade (default: the config's [grader] profile)")
     g.add_argument("--quiet", action="store_true", help="print nothing; only write the results file")
     sub.add_parser("list", help="list the configured checks of the active profile").add_argument("--config", type=Path, default=None)
+    p = sub.add_parser("prepare", help="precompute what every grade reuses (setup.sh runs this; grades work without it, slower)")
+    p.add_argument("--config", type=Path, default=None)
     return parser
 
 
@@ -39,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         for spec in sorted(cfg.checks.values(), key=lambda s: config_mod.sort_key(s.number)):
             print(f"{spec.number:<8} {spec.weight:>5g}  {spec.visibility:<15} {spec.id}  {spec.name}")
         return 0
+    if args.command == "prepare":
+        from .prepare import run
+
+        return 0 if run(cfg, Console()) else 1
     from .runner import grade
 
     grade(args.submission, args.results, cfg, args.only, Console(quiet=args.quiet))

@@ -18,6 +18,11 @@ For each submission it runs ``python -m autograder grade`` under ``/usr/bin/time
   ``duration_s`` the grader records per check in the results file;
 * the same on the GPU when torch sees one (``--gpu`` forces it, ``--no-gpu`` skips it).
 
+With the CPU build of torch (what setup.sh installs on Gradescope without a GPU), run it
+from the environment ``benchmarks/cpu_build_env.sh`` makes:
+``.venv-cpu/bin/python benchmarks/grade_budget.py``. From a CUDA build it also prints an
+estimate of the CPU build's memory.
+
 Targets (issue 7; Gradescope's default container: 0.5 vCPU, 768 MB, 600 s):
 the reference in <= 120 s on one core, the untouched handout in <= 15 s, and the summed
 anonymous memory <= 600 MB. The script prints whether each target is met; it exits 0
@@ -199,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} cores, {os.uname().machine}; torch {info['torch']} "
           f"({'CUDA ' + info['cuda_build'] if info['cuda_build'] else 'CPU build'}); GPU: {info['gpu'] or 'none'}; "
           f"running as {'root (sandbox user, no network)' if os.geteuid() == 0 else 'a normal user'}")
+    proxy = Path(sys.prefix) / "PROXY"  # written by benchmarks/cpu_build_env.sh when it had to fall back
+    if proxy.exists():
+        print(f"note: this environment is a CPU-build proxy: {proxy.read_text().strip()}")
+        info["proxy"] = proxy.read_text().strip()
     base_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     legs = [("cpu", {**base_env, "CUDA_VISIBLE_DEVICES": ""}, args.cores or None)]
     if (info["gpu"] or args.gpu) and not args.no_gpu:

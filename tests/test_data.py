@@ -104,6 +104,11 @@ def test_grader_subsets_drop_the_whole_split_caches(data1: ModuleType, data2: Mo
     assert torch.equal(head, torch.from_numpy(full[:32])) and torch.equal(labels, torch.from_numpy(full_labels[:32]))
     H.split_head(data2, "valid", 33)
     assert data2._fashionmnist_uint8.cache_info().currsize == 0
+    full_x, full_y = data2.load_split("fashionmnist", "test")
+    H._test_uint8.cache_clear()
+    x, y = H.test_images(data2, 5000, 7)
+    assert x.dtype == torch.float32 and torch.equal(x, full_x[5000:5007]) and torch.equal(y, full_y[5000:5007])
+    assert data2._fashionmnist_uint8.cache_info().currsize == 0
 
 
 def test_missing_dataset_is_one_actionable_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -74,6 +74,91 @@ def test_the_fixed_loaders_separate_the_test_attack_mistakes():
                 assert abs(wrong(init, final) - right) > 1e-6, (every, args, name)
 
 
+# ------------------------------------------------------------- the smoke tests' standard-training baseline
+def _small_settings(**changes: object) -> dict:
+    """The configured smoke settings on a small budget (the baseline trains in ~0.3 s)."""
+    from autograder.checks.part2 import smoke
+
+    s = dict(smoke.settings(CFG.threshold), train_images=256, valid_images=64, test_images=[5000, 100])
+    s.update(changes)
+    return s
+
+
+def _ref2(module: str):
+    from autograder.checks import reference
+
+    return reference.load(CFG.reference_dir, "part2", module)
+
+
+def test_the_baseline_is_computed_once_cached_and_keyed_by_everything_it_depends_on(tmp_path: Path,
+                                                                                     monkeypatch: pytest.MonkeyPatch):
+    from autograder.checks.part2 import smoke
+
+    monkeypatch.setattr(smoke, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(smoke, "_MEMO", {})
+    computed = []
+    real = smoke.compute_baseline
+    monkeypatch.setattr(smoke, "compute_baseline", lambda ref2, s: computed.append(s) or real(ref2, s))
+    s = _small_settings()
+    first = {a: smoke.baseline(_ref2, s, a) for a in smoke.ATTACKS}
+    assert len(computed) == 1 and len(list(tmp_path.glob("part2_baseline_*.json"))) == 1
+    assert 0.0 <= first["pgd"] <= first["fgsm"] <= 1.0  # PGD is the stronger attack on a standard model
+    monkeypatch.setattr(smoke, "_MEMO", {})  # a new grade: read from the file, not recomputed
+    assert {a: smoke.baseline(_ref2, s, a) for a in smoke.ATTACKS} == first and len(computed) == 1
+    assert real(_ref2, s) == first  # the stored numbers are what a computation gives
+    monkeypatch.setattr(smoke, "_MEMO", {})
+    other = _small_settings(seed=1)  # other settings: another key, computed again
+    smoke.baseline(_ref2, other, "pgd")
+    assert len(computed) == 2 and len(list(tmp_path.glob("part2_baseline_*.json"))) == 2
+    assert smoke.baseline_key(CFG.reference_dir / "part2", s) != smoke.baseline_key(CFG.reference_dir / "part2", other)
+    for path in tmp_path.glob("part2_baseline_*.json"):
+        path.write_text('{"key": "forged", "baseline": {"fgsm": 1.0, "pgd": 1.0}}')  # unreadable for this key
+    monkeypatch.setattr(smoke, "_MEMO", {})
+    assert smoke.baseline(_ref2, s, "pgd") == first["pgd"] and len(computed) == 3
+
+
+def test_a_cached_baseline_keeps_torch_dynamo_out_of_the_grading_process(tmp_path: Path):
+    """Why the cache exists: the first torch.optim optimizer imports torch._dynamo (~70 MB)."""
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    code = f"""
+import sys, json
+from pathlib import Path
+from autograder import config
+from autograder.checks import reference
+from autograder.checks.part2 import smoke
+smoke.CACHE_DIR = Path({str(tmp_path)!r})
+cfg = config.load()
+s = dict(smoke.settings(cfg.threshold), train_images=256, valid_images=64, test_images=[5000, 100])
+ref2 = lambda m: reference.load(cfg.reference_dir, "part2", m)
+smoke.baseline(ref2, s, sys.argv[1])
+print(json.dumps("torch._dynamo" in sys.modules))
+"""
+    run = lambda: subprocess.run([sys.executable, "-c", code, "pgd"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.strip()
+    assert run() == "true"  # no cache yet: computed here, with Adam
+    assert run() == "false"  # cached: read only
+
+
+def test_prepare_command_stores_the_configured_baseline():
+    import json
+    import subprocess
+    import sys
+
+    from autograder.checks.part2 import smoke
+    from tests.support import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "autograder", "prepare"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    key = smoke.baseline_key(CFG.reference_dir / "part2", smoke.settings(CFG.threshold))
+    stored = json.loads(smoke._cache_file(key).read_text())
+    assert stored["key"] == key and set(stored["baseline"]) == set(smoke.ATTACKS)
+    assert f"PGD {stored['baseline']['pgd']:.3f}" in out.stdout
+
+
 @pytest.mark.slow
 def test_reference_gets_full_marks(tmp_path: Path):
     results = grade(make_submission(tmp_path / "sub", parts=("part2",)), tmp_path / "r.json", "--only", "part2.*")

@@ -27,8 +27,9 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import Tensor
+
+from autograder.checks.part1.stat_tests import ks_normal_pvalue, normal_quantile
 
 LOG2E = math.log2(math.e)
 LOG_2PI = math.log(2 * math.pi)
@@ -95,7 +96,7 @@ REPARAM_NOISE: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
     "std treated as a log std (z = mean + exp(std) * eps)": lambda z, m, s: (z - m) / torch.exp(s),
     # torch.rand gives U(0,1) noise; the normal quantile of uniform noise is standard normal.
     "uniform noise (torch.rand) instead of standard normal noise (torch.randn)":
-        lambda z, m, s: torch.as_tensor(stats.norm.ppf(((z - m) / s).clamp(1e-12, 1 - 1e-12).numpy())),
+        lambda z, m, s: normal_quantile(((z - m) / s).clamp(1e-12, 1 - 1e-12)),
 }
 
 
@@ -269,10 +270,7 @@ def diagnose(function_id: str, got: Any, *args: Any) -> str | None:
 
 def normality_pvalue(noise: Tensor) -> float:
     """Kolmogorov-Smirnov p-value of ``noise`` (flattened) against N(0, 1)."""
-    x = noise.detach().double().reshape(-1).numpy()
-    if x.size == 0 or not np.isfinite(x).all():
-        return 0.0
-    return float(stats.kstest(x, "norm").pvalue)
+    return ks_normal_pvalue(noise)
 
 
 def diagnose_noise(function_id: str, z: Tensor, mean: Tensor, std: Tensor, alpha: float) -> str | None:
@@ -419,11 +417,11 @@ def diagnose_sampler(samples: Tensor, logits: Tensor) -> str | None:
 # visualize_manifold: the latent values (sorted, one axis) each mistaken grid would use.
 MANIFOLD_LATENTS: dict[str, Callable[[int], np.ndarray]] = {
     "percentiles i/grid_size instead of (i + 0.5)/grid_size: norm.ppf(0) = -inf":
-        lambda g: stats.norm.ppf(np.arange(g) / g),
+        lambda g: normal_quantile(np.arange(g) / g),
     "percentiles (i + 1)/(grid_size + 1) instead of (i + 0.5)/grid_size":
-        lambda g: stats.norm.ppf((np.arange(g) + 1) / (g + 1)),
+        lambda g: normal_quantile((np.arange(g) + 1) / (g + 1)),
     "percentiles i/(grid_size - 1) instead of (i + 0.5)/grid_size: norm.ppf(0) = -inf, norm.ppf(1) = inf":
-        lambda g: stats.norm.ppf(np.arange(g) / max(g - 1, 1)),
+        lambda g: normal_quantile(np.arange(g) / max(g - 1, 1)),
     "the percentiles themselves used as latents (norm.ppf missing)":
         lambda g: (np.arange(g) + 0.5) / g,
 }

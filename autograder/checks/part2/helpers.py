@@ -45,11 +45,20 @@ def grader_model(models: ModuleType, state: dict[str, Tensor] | None = None) -> 
 
 
 @lru_cache(maxsize=2)
-def test_split(data: ModuleType) -> tuple[Tensor, Tensor]:
-    """FashionMNIST test images (float [10000, 1, 28, 28] in [0, 1]) and labels (long)."""
-    split = data.load_split(DATASET, "test")
+def _test_uint8(data: ModuleType) -> tuple[Tensor, Tensor]:
+    images, labels = data.load_split_uint8(DATASET, "test")
     reference.drop_caches(data)
-    return split
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def test_images(data: ModuleType, start: int, count: int) -> tuple[Tensor, Tensor]:
+    """FashionMNIST test images ``start .. start + count - 1``: float [count, 1, 28, 28] in [0, 1], long labels.
+
+    The split is kept as uint8 (8 MB) and only the requested images are made float: the
+    whole split as float would be 31 MB more in this process for its whole life.
+    """
+    images, labels = _test_uint8(data)
+    return images[start:start + count].float().div_(255.0), labels[start:start + count].clone()
 
 
 @lru_cache(maxsize=4)

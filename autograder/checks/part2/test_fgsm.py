@@ -54,9 +54,8 @@ def test_fgsm_values(part2, ref2):
     epsilon 0.3; and the default epsilon (0.25, argument omitted). Tolerance: float32
     rounding of the sum (a few ulps of 1).
     """
-    x_all, y_all = H.test_split(ref2("data"))
+    x, y = H.test_images(ref2("data"), 0, 16)
     model = H.grader_model(ref2("models"))
-    x, y = x_all[:16], y_all[:16]
     g = H.input_gradient(model, x, y)
     for eps in (0.1, 0.03):
         got = part2.call("adversarial_attack.fgsm_attack", x, g, eps)
@@ -106,8 +105,7 @@ def test_fgsm_inputs_untouched(part2, ref2):
 
     The probe keeps copies of both inputs in the worker and compares them after the call.
     """
-    x_all, y_all = H.test_split(ref2("data"))
-    x, y = x_all[16:24], y_all[16:24]
+    x, y = H.test_images(ref2("data"), 16, 8)
     g = H.input_gradient(H.grader_model(ref2("models")), x, y)
     r = part2.driver(f"{DRV}.fgsm_attack_probe", x, g, 0.1)
     call = "fgsm_attack(image, data_grad, 0.1) on 8 FashionMNIST test images"
@@ -139,8 +137,7 @@ def test_fgsm_accuracy_drop(part2, ref2, threshold):
     eps = float(threshold("part2.attacks.smoke_epsilon"))
     min_drop = float(threshold("part2.attacks.fgsm_min_drop"))
     start, n = threshold("part2.attacks.smoke_images")
-    x_all, y_all = H.test_split(ref2("data"))
-    x, y = x_all[start:start + n], y_all[start:start + n]
+    x, y = H.test_images(ref2("data"), start, n)
     model = H.grader_model(ref2("models"))
     handle = part2.driver(f"{DRV}.make_model", H.grader_state())
     call = f"fgsm_attack(images, dCE/dx, {eps}) on {n} FashionMNIST test images with the grader's trained model"

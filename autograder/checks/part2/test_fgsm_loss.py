@@ -51,8 +51,7 @@ class Case:
 
 
 def _batch(ref2: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    x_all, y_all = H.test_split(ref2("data"))
-    return x_all[100:132], y_all[100:132]
+    return H.test_images(ref2("data"), 100, 32)
 
 
 def _run(part2: Any, ref2: Any, handle: Any, model: nn.Module, alpha: float, eps: float,

@@ -100,8 +100,7 @@ def test_pgd_values(part2, ref2, threshold):
     """
     min_fraction = float(threshold("part2.pgd.min_match_fraction"))
     min_gain = float(threshold("part2.pgd.min_loss_gain_fraction"))
-    x_all, y_all = H.test_split(ref2("data"))
-    x, y = x_all[200:264], y_all[200:264]
+    x, y = H.test_images(ref2("data"), 200, 64)
     model = H.grader_model(ref2("models"))
     ref_pgd = ref2("adversarial_attack").pgd_attack
     handle = part2.driver(f"{DRV}.make_model", H.grader_state())
@@ -141,8 +140,7 @@ def test_pgd_detached(part2, ref2):
     """The result is detached (no ``grad_fn``, ``requires_grad`` False: the training loop
     concatenates it with the batch), has the data's shape and dtype, and ``data`` itself is not
     modified (the probe keeps a copy and compares after the call)."""
-    x_all, y_all = H.test_split(ref2("data"))
-    x, y = x_all[300:308], y_all[300:308]
+    x, y = H.test_images(ref2("data"), 300, 8)
     handle = part2.driver(f"{DRV}.make_model", H.grader_state())
     call = "pgd_attack(model, data, target, nn.CrossEntropyLoss(), {ALPHA: 0.025, EPSILON: 0.1, NUM_ITER: 3}) on 8 test images"
     r = part2.driver(f"{DRV}.pgd_probe", handle, x, y, 0.1, 0.025, 3)
@@ -167,8 +165,7 @@ def test_pgd_stronger_than_fgsm(part2, ref2, threshold):
     eps, alpha, n = threshold("part2.pgd.strength_attack")
     start, count = threshold("part2.pgd.strength_images")
     slack = float(threshold("part2.pgd.fgsm_slack"))
-    x_all, y_all = H.test_split(ref2("data"))
-    x, y = x_all[start:start + count], y_all[start:start + count]
+    x, y = H.test_images(ref2("data"), start, count)
     model = H.grader_model(ref2("models"))
     handle = part2.driver(f"{DRV}.make_model", H.grader_state())
     call = (f"pgd_attack with {_args_text(eps, alpha, n)} on {count} FashionMNIST test images with the grader's "
@@ -192,8 +189,7 @@ def test_pgd_accuracy_drop(part2, ref2, threshold):
     eps, alpha, n = threshold("part2.attacks.smoke_pgd")
     min_drop = float(threshold("part2.attacks.pgd_min_drop"))
     start, count = threshold("part2.attacks.smoke_pgd_images")
-    x_all, y_all = H.test_split(ref2("data"))
-    x, y = x_all[start:start + count], y_all[start:start + count]
+    x, y = H.test_images(ref2("data"), start, count)
     model = H.grader_model(ref2("models"))
     handle = part2.driver(f"{DRV}.make_model", H.grader_state())
     call = f"pgd_attack with {_args_text(eps, alpha, n)} on {count} FashionMNIST test images with the grader's trained model"

@@ -35,9 +35,8 @@ MARGIN = 1e-2  # top-2 logit gap required of every chosen example, clean and per
 @lru_cache(maxsize=2)
 def _examples(data: Any, models: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """40 test images (from index 500 on): the first 30 the model gets right, the first 10 it gets wrong."""
-    x_all, y_all = H.test_split(data)
+    x, y = H.test_images(data, 500, 1000)
     model = H.grader_model(models)
-    x, y = x_all[500:1500], y_all[500:1500]
     with torch.no_grad():
         views = [model(x)] + [model(pattern_perturb(x, a["epsilon"])) for a in (FGSM_ARGS, PGD_ARGS)]
     clear = torch.ones(len(y), dtype=torch.bool)

@@ -7,8 +7,9 @@ PGD branch and ``pgd_attack``), inside the worker, on the GPU when there is one.
 trained weights come back as a dict of tensors. The grader then measures, in the trusted
 process and with the REFERENCE attack, the accuracy under that attack on held-out test
 images, and compares it with standard training (the reference ``train`` with the same
-start, data, order and budget). A working defence gains tens of points; the thresholds
-are calibrated on the reference over seeds and against broken variants (grading.toml).
+start, data, order and budget; computed once by ``python -m autograder prepare``, see
+smoke.py). A working defence gains tens of points; the thresholds are calibrated on the
+reference over seeds and against broken variants (grading.toml).
 """
 from __future__ import annotations
 
@@ -18,61 +19,10 @@ import torch
 import torch.nn as nn
 
 from autograder.checks.part2 import helpers as H
-from autograder.checks.part2.drivers_part2 import smoke_loaders
+from autograder.checks.part2.smoke import baseline, robust_accuracy, settings, smoke_data
 from autograder.registry import check, fail, tags
 
 DRV = H.DRIVERS
-
-
-def settings(threshold: Any) -> dict[str, Any]:
-    keys = ("train_images", "valid_images", "batch_size", "epochs", "seed", "test_images", "fgsm_defense",
-            "pgd_defense", "eval_fgsm_epsilon", "eval_pgd", "fgsm_min_gain", "pgd_min_gain")
-    return {k: threshold(f"part2.smoke.{k}") for k in keys}
-
-
-def smoke_data(data: Any, s: dict[str, Any]) -> tuple[torch.Tensor, ...]:
-    """(train uint8, labels, valid uint8, labels, test float, labels) for the smoke settings ``s``."""
-    n, nv = int(s["train_images"]), int(s["valid_images"])
-    xtr, ytr = H.split_head(data, "train", n)
-    xva, yva = H.split_head(data, "valid", nv)
-    xte, yte = H.test_split(data)
-    start, count = s["test_images"]
-    return (xtr[:n].clone(), ytr[:n].clone(), xva[:nv].clone(), yva[:nv].clone(),
-            xte[start:start + count], yte[start:start + count])
-
-
-def robust_accuracy(ref_attacks: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str,
-                    s: dict[str, Any]) -> float:
-    """Accuracy of ``model`` under the reference attack (FGSM or PGD) at the smoke settings."""
-    if attack == "fgsm":
-        adv = ref_attacks.fgsm_attack(x, H.input_gradient(model, x, y), float(s["eval_fgsm_epsilon"]))
-    else:
-        eps, alpha, n = s["eval_pgd"]
-        # Chunks of 100: PGD keeps each step's activations; 500 images at once cost ~100 MB more.
-        adv = torch.cat([ref_attacks.pgd_attack(model, x[i:i + 100], y[i:i + 100], nn.CrossEntropyLoss(),
-                                                {"alpha": alpha, "epsilon": eps, "num_iter": n})
-                         for i in range(0, len(y), 100)])
-    return H.accuracy(model, adv, y)
-
-
-_BASELINE: dict[tuple, dict[str, float]] = {}
-
-
-def baseline(ref2: Any, s: dict[str, Any], attack: str) -> float:
-    """Robust accuracy after STANDARD training with the reference ``train`` (same start, data, order, budget)."""
-    key = (str(ref2("utils").__file__), repr(sorted((k, repr(v)) for k, v in s.items())))
-    cached = _BASELINE.setdefault(key, {})
-    if "model" not in cached:
-        xtr, ytr, xva, yva, _, _ = smoke_data(ref2("data"), s)
-        trainloader, validloader = smoke_loaders(xtr, ytr, xva, yva, int(s["batch_size"]), int(s["seed"]))
-        model = H.grader_model(ref2("models"))
-        ref2("utils").train(model, trainloader, validloader, num_epochs=int(s["epochs"]), defense_strategy="standard",
-                            verbose=False)
-        cached["model"] = model.eval()  # type: ignore[assignment]
-    if attack not in cached:
-        _, _, _, _, xte, yte = smoke_data(ref2("data"), s)
-        cached[attack] = robust_accuracy(ref2("adversarial_attack"), cached["model"], xte, yte, attack, s)
-    return cached[attack]
 
 
 def train_student(part2: Any, ref2: Any, s: dict[str, Any], strategy: str, args: dict[str, Any],

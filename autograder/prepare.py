@@ -18,12 +18,11 @@ def run(cfg: Config, console: Console) -> bool:
     """Run every preparation step for ``cfg``; False when one failed (its message is printed)."""
     if "part2" not in cfg.parts:
         return True
-    import torch
-
     from .checks.part2 import smoke
+    from .runner import set_torch_threads
 
     # The grading process's thread count: the baseline must be what a grade would compute.
-    torch.set_num_threads(max(1, int(cfg.grader.get("threads", 1))))
+    set_torch_threads(int(cfg.grader.get("threads", 1)))
     start = time.monotonic()
     try:
         path, values = smoke.prepare(lambda m: reference.load(cfg.reference_dir, "part2", m), cfg.threshold)

@@ -88,8 +88,8 @@ def _protect(protect_paths: Any, cfg: Config, submission: Path, results_path: Pa
     protect_paths([results_path] + ([results_dir] if results_dir.name == "results" else []))
 
 
-def _torch_threads(n: int) -> None:
-    """Limit the grading process's torch threads (its reference computations are small)."""
+def set_torch_threads(n: int) -> None:
+    """Limit the grading process's torch threads (its reference computations are small); 0 leaves torch's default."""
     if n > 0:
         import torch
 
@@ -214,7 +214,7 @@ def grade(
             "--assert=plain",  # checks fail through fail(), not bare asserts: skip rewriting (~1 s)
             "-c", os.devnull,
         ]
-        _torch_threads(int(cfg.grader.get("threads", 1)))
+        set_torch_threads(int(cfg.grader.get("threads", 1)))
         pytest.main(args, plugins=[plugin])
         results = write(done=True)
     except Exception as exc:  # the grader itself failed: still a valid results file

@@ -111,6 +111,9 @@ def test_the_baseline_is_computed_once_cached_and_keyed_by_everything_it_depends
     smoke.baseline(_ref2, other, "pgd")
     assert len(computed) == 2 and len(list(tmp_path.glob("part2_baseline_*.json"))) == 2
     assert smoke.baseline_key(CFG.reference_dir / "part2", s) != smoke.baseline_key(CFG.reference_dir / "part2", other)
+    # A threshold or a defence's arguments are not inputs of the baseline: same key.
+    assert smoke.baseline_key(CFG.reference_dir / "part2", _small_settings(pgd_min_gain=0.5, fgsm_defense={})) == \
+        smoke.baseline_key(CFG.reference_dir / "part2", s)
     for path in tmp_path.glob("part2_baseline_*.json"):
         path.write_text('{"key": "forged", "baseline": {"fgsm": 1.0, "pgd": 1.0}}')  # unreadable for this key
     monkeypatch.setattr(smoke, "_MEMO", {})

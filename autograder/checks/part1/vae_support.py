@@ -20,7 +20,6 @@ from autograder.checks import reference
 from autograder.checks.part1 import drivers_part1_vae as drv
 from autograder.checks.part1.stat_tests import chi_square_pvalue, ks_normal_pvalue, normal_quantile
 from autograder.registry import fail
-from autograder.sandbox.worker_main import release_free_memory
 
 LOG2E = math.log2(math.e)
 PIXELS = 28 * 28
@@ -104,7 +103,6 @@ def smoke_images(data_module: Any, n_train: int, n_test: int) -> tuple[Tensor, T
                           for i in range(0, len(x), 1024)]).unsqueeze(1).contiguous()
     subsets = four_bit(train), four_bit(test)
     reference.drop_caches(data_module)  # keep only the subsets
-    release_free_memory()  # now, not at the check's end: the smoke training next is the run's peak
     return subsets
 
 
@@ -129,6 +127,9 @@ def run_training(session: Any, model: Any, images: Tensor, steps: int, batch_siz
 
 
 DECODE_CHUNK = 128
+# Expected images 32 at a time: a 20x20 grid's logits in float64 weigh 40 MB, the softmax and
+# the product as much again each (chunks of 128 still cost ~40 MB at the run's memory peak).
+EXPECT_CHUNK = 32
 
 
 def test_bpd(session: Any, model: Any, images: Tensor, z_dim: int, seed: int, what: str) -> dict[str, float]:
@@ -199,10 +200,8 @@ def grid_latents(grid_size: int, orientation: tuple[bool, int, int] = (False, 1,
 def expected_images(logits: Tensor) -> Tensor:
     """Expected pixel value / 15 of categorical logits ``[N, 16, H, W]``: ``[N, 1, H, W]`` float64."""
     levels = torch.arange(LEVELS, dtype=torch.float64).view(1, -1, 1, 1)
-    # 32 images at a time: a 20x20 grid's logits in float64 weigh 40 MB, the softmax and the
-    # product as much again each (chunks of 128 still cost ~40 MB at the run's memory peak).
-    return torch.cat([(torch.softmax(logits[i:i + 32].double(), dim=1) * levels).sum(1, keepdim=True)
-                      for i in range(0, max(len(logits), 1), 32)]) / (LEVELS - 1)
+    return torch.cat([(torch.softmax(logits[i:i + EXPECT_CHUNK].double(), dim=1) * levels).sum(1, keepdim=True)
+                      for i in range(0, max(len(logits), 1), EXPECT_CHUNK)]) / (LEVELS - 1)
 
 
 def grid_of(images: Tensor, grid_size: int, padding: int = 2, pad_value: float = 0.0) -> Tensor:

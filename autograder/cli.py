@@ -24,8 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grade only checks whose tag, number or id matches this glob (repeatable), e.g. 'part1.utils.*'")
     g.add_argument("--config", type=Path, default=None, help="configuration file (default: grading.toml of this repository)")
     g.add_argument("--profile", default=None, help="profile of the configuration to grade (default: the config's [grader] profile)")
+    g.add_argument("--edition", default=None,
+                   help="the course edition the submission was written for (default: the config's [grader] edition, "
+                        "else this project's own handout); see `python -m autograder list --editions`")
     g.add_argument("--quiet", action="store_true", help="print nothing; only write the results file")
-    sub.add_parser("list", help="list the configured checks of the active profile").add_argument("--config", type=Path, default=None)
+    ls = sub.add_parser("list", help="list the configured checks of the active profile")
+    ls.add_argument("--config", type=Path, default=None)
+    ls.add_argument("--edition", default=None)
+    ls.add_argument("--editions", action="store_true", help="list the editions instead")
     p = sub.add_parser("prepare", help="precompute what every grade reuses (setup.sh runs this; grades work without it, slower)")
     p.add_argument("--config", type=Path, default=None)
     return parser
@@ -34,12 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = config_mod.load(args.config, getattr(args, "profile", None))
+        cfg = config_mod.load(args.config, getattr(args, "profile", None), getattr(args, "edition", None))
     except config_mod.ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "list" and args.editions:
+        print("default    this project's own handout (student/)")
+        for name in cfg.editions:
+            print(f"{name:<10} {config_mod.load(args.config, edition=name).title}")
+        return 0
     if args.command == "list":
-        for spec in sorted(cfg.checks.values(), key=lambda s: config_mod.sort_key(s.number)):
+        for spec in sorted((c for c in cfg.checks.values() if cfg.selected(c)), key=lambda s: config_mod.sort_key(s.number)):
             print(f"{spec.number:<8} {spec.weight:>5g}  {spec.visibility:<15} {spec.id}  {spec.name}")
         return 0
     if args.command == "prepare":

@@ -48,6 +48,15 @@ class PartSpec:
     # For flat uploads: a graded file whose name exists in several parts is
     # assigned to the part whose marker names it defines.
     markers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Worker-side driver module whose STANDINS replace, during a check, the graded
+    # functions that check does not grade ('' = none): one mistake, one deduction.
+    standins: str = ""
+    # One function id for a definition that may live in one of several files:
+    # {"train": ("train_torch", "train_pl")} makes part1.train.VAE.forward either file's VAE.forward.
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Graded function -> the graded functions it calls ("train.VAE.forward" -> ("utils.KLD", ...)):
+    # they get stand-ins while it is graded, and their own checks run first.
+    depends: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,20 @@ class Config:
     thresholds: dict[str, Any]
     profiles: dict[str, dict[str, Any]]
     profile: str
+    # The course edition graded ('' = this project's own handout) and the conventions its
+    # checks read (input layout, forbidden-API policy and its exceptions, ...).
+    edition: str = ""
+    editions: tuple[str, ...] = ()
+    conventions: dict[str, Any] = field(default_factory=dict)
+
+    def convention(self, key: str, default: Any = None) -> Any:
+        """A dotted convention such as ``part1.forbidden_api_allow`` (``default`` when unset)."""
+        node: Any = self.conventions
+        for piece in key.split("."):
+            if not isinstance(node, dict) or piece not in node:
+                return default
+            node = node[piece]
+        return node
 
     def threshold(self, key: str) -> Any:
         """A dotted threshold such as ``part1.smoke.max_test_bpd``."""
@@ -94,19 +117,44 @@ def _require(table: dict, key: str, where: str) -> Any:
     return table[key]
 
 
-def load(path: Path | str | None = None, profile: str | None = None) -> Config:
-    """Read and validate a configuration file (default: the repository's ``grading.toml``)."""
+def _overlay(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top`` merged in: tables merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _overlay(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load(path: Path | str | None = None, profile: str | None = None, edition: str | None = None) -> Config:
+    """Read and validate a configuration file (default: the repository's ``grading.toml``).
+
+    ``edition`` (default: ``[grader] edition``, else none) overlays ``[editions.NAME]`` on the
+    file: an edition changes data (handout, graded files, conventions, thresholds, weights),
+    never check code.
+    """
     path = Path(path or DEFAULT_CONFIG).resolve()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+    editions = raw.pop("editions", {}) or {}
+    chosen_edition = edition if edition is not None else str(raw.get("grader", {}).get("edition", ""))
+    if chosen_edition and chosen_edition != "default":
+        if chosen_edition not in editions:
+            raise ConfigError(f"unknown edition {chosen_edition!r}; the config defines "
+                              f"{sorted(editions) or 'none'} (and 'default', this project's own handout)")
+        raw = _overlay(raw, editions[chosen_edition])
+    else:
+        chosen_edition = ""
     base = path.parent
     assignment = _require(raw, "assignment", "")
     parts = {}
     for name, table in _require(raw, "parts", "").items():
         markers = {k: tuple(v) for k, v in table.get("markers", {}).items()}
-        parts[name] = PartSpec(name, tuple(_require(table, "graded_files", f"parts.{name}")), markers)
+        aliases = {str(k): tuple(v) for k, v in table.get("aliases", {}).items()}
+        depends = {str(k): tuple(v) for k, v in table.get("depends", {}).items()}
+        parts[name] = PartSpec(name, tuple(_require(table, "graded_files", f"parts.{name}")), markers,
+                               str(table.get("standins", "")), aliases, depends)
     questions = {str(k): str(v.get("title", "")) for k, v in raw.get("questions", {}).items()}
     checks = {}
     for cid, table in raw.get("checks", {}).items():
@@ -151,6 +199,9 @@ def load(path: Path | str | None = None, profile: str | None = None) -> Config:
         thresholds=raw.get("thresholds", {}),
         profiles=profiles,
         profile=chosen,
+        edition=chosen_edition,
+        editions=tuple(sorted(editions)),
+        conventions=raw.get("conventions", {}),
     )
 
 

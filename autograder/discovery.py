@@ -103,31 +103,55 @@ def _walk(root: Path, names: set[str]) -> tuple[list[Path], bool]:
 
 
 
-def _part_of(path: Path, root: Path, cfg: Config) -> str | None:
-    """The part a candidate belongs to, from its folders or (flat upload) its contents."""
-    for parent in path.relative_to(root).parents:
-        if parent.name.lower() in cfg.parts:
-            return parent.name.lower()
-        if PART_DIR.match(parent.name):
-            return None  # a partN folder that is not ours: not this file's part
-    owners = [p.name for p in cfg.parts.values() if path.name in p.graded_files]
-    if len(owners) == 1:
-        return owners[0]
+def _defines(path: Path, names: tuple[str, ...]) -> bool:
+    """Whether the file defines one of ``names`` (a top-level-looking ``def``/``class``)."""
+    if not names:
+        return False
     try:
         text = path.read_bytes()[:MAX_FILE_BYTES].decode("utf-8", "replace")
     except OSError:
-        return None
-    for owner in owners:
-        markers = cfg.parts[owner].markers.get(path.name, ())
-        if any(re.search(rf"^\s*(def|class)\s+{re.escape(m)}\b", text, re.M) for m in markers):
-            return owner
-    return None
+        return False
+    return any(re.search(rf"^\s*(def|class)\s+{re.escape(m)}\b", text, re.M) for m in names)
 
 
-def _depth_inside_part(path: Path, root: Path) -> tuple[int, int, str]:
+def _folder_part(path: Path, root: Path, cfg: Config) -> tuple[str, str | None]:
+    """("ours", part) for the nearest ``partN`` folder that is a part of the config, ("other", None)
+    for one that is not, ("none", None) when the file sits in no ``partN`` folder."""
+    for parent in path.relative_to(root).parents:
+        if parent.name.lower() in cfg.parts:
+            return "ours", parent.name.lower()
+        if PART_DIR.match(parent.name):
+            return "other", None
+    return "none", None
+
+
+def _part_of(path: Path, root: Path, cfg: Config) -> str | None:
+    """The part a candidate belongs to: its ``partN`` folder, unless what it defines says otherwise.
+
+    Course editions put files in other folders (the UvA 2021 layout has the VAE's files in
+    ``part2/``): a file in a part folder that does not grade its name goes to the one part
+    that does, and a file whose contents define another part's marker names (and none of its
+    folder's) goes to that part. A file in a ``partN`` folder that is not ours counts only
+    when its contents say which part it is.
+    """
+    owners = [p.name for p in cfg.parts.values() if path.name in p.graded_files]
+    by_content = [o for o in owners if _defines(path, cfg.parts[o].markers.get(path.name, ()))]
+    unique = by_content[0] if len(by_content) == 1 else None
+    kind, folder = _folder_part(path, root, cfg)
+    if kind == "ours" and folder in owners:
+        return folder if not by_content or folder in by_content else unique or folder
+    if kind == "other":
+        return unique
+    return owners[0] if len(owners) == 1 else unique
+
+
+def _depth_inside_part(path: Path, root: Path, part: str = "", cfg: Config | None = None) -> tuple[int, int, int, str]:
+    """Sort key of the copies of one graded file: in its own part's folder first, then in any
+    ``partN`` folder, then shallower paths."""
     rel = path.relative_to(root)
     in_part_dir = any(PART_DIR.match(p.name) for p in rel.parents if p.name)
-    return (0 if in_part_dir else 1, len(rel.parts), rel.as_posix())
+    own = cfg is not None and _folder_part(path, root, cfg) == ("ours", part)
+    return (0 if own else 1, 0 if in_part_dir else 1, len(rel.parts), rel.as_posix())
 
 
 def syntax_problem(path: Path, python: str = sys.executable) -> str:
@@ -173,7 +197,7 @@ def discover(submission: Path, cfg: Config) -> Discovery:
     for part in cfg.parts.values():
         for name in part.graded_files:
             key = f"{part.name}/{name}"
-            found = sorted(by_key.get(key, []), key=lambda p: _depth_inside_part(p, root))
+            found = sorted(by_key.get(key, []), key=lambda p: _depth_inside_part(p, root, part.name, cfg))
             if not found:
                 result.files[key] = GradedFile(part.name, name, "missing",
                                                message=f"{key} was not found in your submission; its checks use the handout version")

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pytest
 
 from .config import CheckSpec, Config
-from .registry import CheckFailed, Leaderboard, PartialCredit, check_id_of, tags_of
+from .registry import CheckFailed, Leaderboard, PartialCredit, check_id_of, grades_of, tags_of
 from .session import Clock
 
 if sys.version_info < (3, 11):  # hypothesis brings the backport on Python 3.10
@@ -37,6 +37,7 @@ class Outcome:
     detail: str = ""  # instructor-only (tracebacks of grader errors)
     duration_s: float = 0.0
     student_output: str = ""
+    grades: str = ""  # the one function this check grades (registry.grades)
 
     @property
     def score(self) -> float:
@@ -59,6 +60,15 @@ class RunState:
     leaderboard: Leaderboard = field(default_factory=Leaderboard)
     selected: list[str] = field(default_factory=list)
     deselected: set[str] = field(default_factory=set)
+    # Called when a check starts (its spec and the function it grades) and just before its
+    # outcome is built (notes for its output, e.g. which stand-ins replaced other functions).
+    on_start: Callable[[CheckSpec, str], None] = lambda spec, grades: None
+    check_notes: Callable[[bool], list[str]] = lambda passed: []
+    # Graded functions the submission left as the handout has them: their checks score 0 at once.
+    untouched: set[str] = field(default_factory=set)
+    # Run order: a check's tier is that of the function it grades (0: calls no graded function);
+    # lower tiers first, so a function's own checks end before its stand-in reaches the worker.
+    tier: Callable[[str], int] = lambda graded: 0
 
     def expected(self) -> list[str]:
         """Check ids this run owes a result for: those selected, plus configured ones whose
@@ -157,9 +167,11 @@ class GradingPlugin:
                 continue
             item.stash[_SPEC] = spec
             item.stash[_TAGS] = tags
+            item.stash[_GRADES] = grades_of(fn)
             keep.append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
+        keep.sort(key=lambda item: self.state.tier(item.stash[_GRADES]))  # stable: file order within a tier
         items[:] = keep
         self.state.selected = [i.stash[_SPEC].id for i in keep]
 
@@ -178,6 +190,12 @@ class GradingPlugin:
         self.state.clock.check_budget_s = budget
         self.state.clock.check_deadline = min(now + budget, self.state.run_deadline)
         self._partial[item.nodeid] = PartialCredit()
+        graded = item.stash[_GRADES]
+        self.state.on_start(spec, graded)
+        if graded in self.state.untouched:
+            name = graded.split(".", 2)[-1]
+            raise CheckFailed(f"{name} is not implemented yet: it is still the handout's version, so this check "
+                              "does not run")
 
     # -- fixtures provided to checks -------------------------------------
     def partial_for(self, nodeid: str) -> PartialCredit:
@@ -197,7 +215,7 @@ class GradingPlugin:
             return
         duration = time.monotonic() - self._started.get(item.nodeid, time.monotonic())
         partial = self._partial.get(item.nodeid, PartialCredit())
-        tags = item.stash[_TAGS]
+        tags = partial.tags or item.stash[_TAGS]
         if report.passed:
             fraction = 1.0 if partial.fraction is None else partial.fraction
             status, message = ("passed" if fraction >= 1.0 else "failed"), "\n".join(partial.notes)
@@ -216,10 +234,18 @@ class GradingPlugin:
                 detail = "".join(traceback.format_exception(exc))[-6000:]
             if partial.notes:
                 message = "\n".join([*partial.notes, message])
-        result = Outcome(spec, tags, status, fraction, message, detail, round(duration, 3), self.state.student_output())
+        try:
+            notes = self.state.check_notes(status == "passed")
+        except Exception:  # noqa: BLE001 - a note must never cost the check its outcome
+            notes = []
+        if notes and status not in ("not_run", "skipped"):
+            message = "\n".join([message, *notes]) if message else "\n".join(notes)
+        result = Outcome(spec, tags, status, fraction, message, detail, round(duration, 3), self.state.student_output(),
+                         item.stash[_GRADES])
         self.state.outcomes[spec.id] = result
         self.state.on_outcome(result)
 
 
 _SPEC = pytest.StashKey[CheckSpec]()
 _TAGS = pytest.StashKey[tuple]()
+_GRADES = pytest.StashKey[str]()

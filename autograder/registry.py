@@ -3,8 +3,15 @@
 A check is a pytest test function in ``autograder/checks/`` decorated like::
 
     @check("part1.utils.KLD.reference")      # its id in grading.toml: number, name, weight, visibility
-    @tags("part1.utils.KLD")                  # the student functions it exercises
+    @grades("part1.utils.KLD")                # the one student function it grades
+    @tags("part1.utils.KLD")                  # the student functions it exercises (for the report)
     def test_kld_reference(part1): ...
+
+One mistake, one deduction: a check grades exactly one function. While it runs, the
+part's worker replaces every *other* graded function that has a stand-in (the exact maths
+of its docstring, ``drivers_partN_standins.py``) by that stand-in, so a bug or a missing
+function elsewhere is charged only to its own checks. ``@grades(ALL)`` marks a check that
+must run the student's own code everywhere (the forbidden-API policy).
 
 ``weight``/``number``/``visibility`` are deliberately *not* arguments here: they
 live in the config, so an instructor changes them in one place. A check fails by
@@ -53,6 +60,19 @@ def tags(*function_ids: str) -> Callable[[F], F]:
     return decorate
 
 
+ALL = "*"  # @grades(ALL): the check judges every graded function (no stand-ins)
+
+
+def grades(function_id: str) -> Callable[[F], F]:
+    """Name the one student function a check grades (``part1.utils.KLD``, or :data:`ALL`)."""
+
+    def decorate(fn: F) -> F:
+        fn._ag_grades = function_id  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
 def check_id_of(fn: Callable[..., Any]) -> str | None:
     return getattr(fn, "_ag_check", None)
 
@@ -61,12 +81,24 @@ def tags_of(fn: Callable[..., Any]) -> tuple[str, ...]:
     return getattr(fn, "_ag_tags", ())
 
 
+def grades_of(fn: Callable[..., Any]) -> str:
+    """The function a check grades: its ``@grades``, else its first tag ('' when it has none)."""
+    explicit = getattr(fn, "_ag_grades", None)
+    if explicit:
+        return explicit
+    found = tags_of(fn)
+    return found[0] if found else ""
+
+
 @dataclass
 class PartialCredit:
     """Set by a check to award a fraction of its weight (gradescope-utils' ``partial_credit``)."""
 
     fraction: float | None = None
     notes: list[str] = field(default_factory=list)
+    # A check that finds out which functions a failure is about (a policy check) names them here;
+    # the results' tags then list those instead of the declared ones.
+    tags: tuple[str, ...] | None = None
 
     def set(self, fraction: float, note: str = "") -> None:
         self.fraction = max(0.0, min(1.0, float(fraction)))

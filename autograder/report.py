@@ -58,7 +58,8 @@ def test_entry(outcome: Outcome, file_notes: list[str]) -> dict[str, Any]:
         "output": _cut("\n".join(lines), OUTPUT_LIMIT),
         "visibility": spec.visibility,
         "tags": list(outcome.tags),
-        "extra_data": {"outcome": outcome.status, "duration_s": outcome.duration_s, "check_id": spec.id},
+        "extra_data": {"outcome": outcome.status, "duration_s": outcome.duration_s, "check_id": spec.id,
+                       "grades": outcome.grades},
     }
     if outcome.detail:
         entry["extra_data"]["grader_traceback"] = outcome.detail

@@ -27,6 +27,8 @@ from .discovery import Discovery, discover
 from .plugin import GradingPlugin, Outcome, RunState
 from .sandbox.worker_main import release_free_memory  # the workers' own (no import-time effects)
 from .session import Clock, PartSession
+from .standins import StandIns
+from .untouched import untouched_functions
 
 _CONTEXT: "GradingContext | None" = None
 
@@ -145,6 +147,7 @@ def grade(
     )
     budget = float(cfg.grader.get("run_budget_s", 420))
     state_holder: dict[str, RunState] = {}
+    session_holder: dict[str, dict[str, PartSession]] = {}
 
     def expected() -> list[str]:
         return state_holder["state"].expected() if "state" in state_holder else []
@@ -154,10 +157,18 @@ def grade(
         if not done:
             lines.append("Grading is still running or was stopped early; the checks below without a result were not run.")
         lines += ["", "Files:"] + [f"  {l}" for l in found.summary_lines()]
+        missing = {k: v for s in locals_sessions() for k, v in s.missing_packages.items()}
+        if missing:
+            lines += ["", "Packages your files import that are not installed where they are graded (each import was "
+                          "replaced by a placeholder; only code that uses it fails):"]
+            lines += [f"  {name} (imported by {where})" for name, where in sorted(missing.items())]
         st = state_holder.get("state")
         if st and st.collection_errors:
             lines.append("Some checks could not be loaded (a grader problem, not yours); they score 0 and the staff can see why.")
         return "\n".join(lines)
+
+    def locals_sessions() -> list[PartSession]:
+        return list(session_holder.get("sessions", {}).values())
 
     def write(done: bool) -> dict[str, Any]:
         st = state_holder["state"]
@@ -173,12 +184,30 @@ def grade(
         return res
 
     try:
+        # Stand-in modules are not staged: the grader sends a check just the stand-ins it needs.
+        stand_in_files = {cfg.checks_dir / part / f"{spec.standins}.py" for part, spec in cfg.parts.items() if spec.standins}
         staged = make_staging(_overlay(cfg, found, workdir / "overlay"), workdir / "stage",
-                              drivers=sorted(cfg.checks_dir.rglob("drivers_*.py")))
+                              drivers=sorted(p for p in cfg.checks_dir.rglob("drivers_*.py") if p not in stand_in_files))
+        standins = {part: StandIns(part, cfg.checks_dir / part / f"{spec.standins}.py" if spec.standins else None,
+                                   spec.depends) for part, spec in cfg.parts.items()}
         sessions = {
-            part: PartSession(part, Worker(staged / part, staged, limits, policy), found, clock, limits.call_timeout_s)
+            part: PartSession(part, Worker(staged / part, staged, limits, policy), found, clock, limits.call_timeout_s,
+                              standins=standins[part], part_dir=str(staged / part))
             for part in cfg.parts
         }
+
+        session_holder["sessions"] = sessions
+
+        def tier(graded: str) -> int:
+            part = graded.split(".")[0]
+            return standins[part].tier(standins[part].key(graded)) if part in standins else 0
+
+        def on_start(spec: Any, graded: str) -> None:
+            for s in sessions.values():
+                s.begin_check(spec.number, graded)
+
+        def check_notes(passed: bool) -> list[str]:
+            return [note for s in sessions.values() for note in s.check_notes(passed)]
 
         def student_output() -> str:
             return "\n".join(s.output() for s in sessions.values() if s.used)
@@ -198,7 +227,9 @@ def grade(
             write(done=False)
             release_free_memory()  # the check's tensors are gone; give their pages back
 
-        state = RunState(cfg, only, started + budget, clock, on_outcome, student_output)
+        state = RunState(cfg, only, started + budget, clock, on_outcome, student_output,
+                         on_start=on_start, check_notes=check_notes, untouched=untouched_functions(found, cfg),
+                         tier=tier)
         state_holder["state"] = state
         # Start the first part's worker while pytest collects the checks: its start-up
         # (importing torch) overlaps the grader's. Only one: each worker holds ~300 MB.

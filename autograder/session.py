@@ -45,6 +45,79 @@ class PartSession:
     # same check get the same verdict at once instead of restarting the worker each time
     # (hypothesis would otherwise replay and shrink examples until the budget is gone).
     fatal: Exception | None = field(default=None)
+    standins: Any = None  # autograder.standins.StandIns of this part (None: no stand-ins)
+    part_dir: str = ""  # the part's staged folder as the worker sees it
+    graded: str = ""  # the function the running check grades ("part1.utils.KLD", "*", "")
+    check_number: str = ""
+    # Functions that hung: function id -> the message every later check of it gets at once.
+    hung: dict[str, str] = field(default_factory=dict)
+    _installed: tuple | None = field(default=None)  # (worker pid, stand-in keys, hung) last sent
+    # Packages the student's files import that are not installed here: name -> importing file.
+    missing_packages: dict[str, str] = field(default_factory=dict)
+
+    def begin_check(self, number: str, graded: str) -> None:
+        """The runner calls this when a check starts: which function it grades."""
+        from .sandbox import WorkerTimeout
+
+        self.graded, self.check_number = graded, number
+        if graded in self.hung:
+            self.fatal = WorkerTimeout(self.hung[graded], target=graded)
+
+    def _graded_key(self) -> str | None:
+        """The graded function as the worker names it (``utils.KLD``); None: run no stand-ins."""
+        if not self.graded or self.graded == "*":
+            return None
+        prefix = self.part + "."
+        return self.graded[len(prefix):] if self.graded.startswith(prefix) else self.graded
+
+    def _hung_keys(self) -> dict[str, str]:
+        prefix = self.part + "."
+        return {fid[len(prefix):]: msg for fid, msg in self.hung.items()
+                if fid.startswith(prefix) and fid.count(".") == 2}  # part.module.function: patchable
+
+    def _standin_keys(self) -> list[str]:
+        """The stand-ins the running check gets: the graded functions its function calls."""
+        key = self._graded_key()
+        if key is None or self.standins is None:
+            return []
+        return [k for k in self.standins.calls(key) if k in self.standins.available()]
+
+    def _ensure_standins(self, timeout: float) -> None:
+        keys = self._standin_keys()
+        want = (tuple(keys), tuple(sorted(self.hung.items())))
+        if self._installed is not None and self._installed == (self.worker.pid, *want) and self.worker.alive:
+            return
+        if self._installed is None and not keys and not self.hung:
+            return  # nothing installed, nothing to install
+        source = self.standins.source_for(keys) if keys else None
+        self.worker.call("@drivers_common.use_standins", source, self.part_dir, self._hung_keys(),
+                         seed=None, timeout=timeout)
+        self._installed = (self.worker.pid, *want)
+
+    def check_notes(self, passed: bool) -> list[str]:
+        """Notes for the running check's output (never starts a worker): which stand-ins its calls
+        used, and (when it did not pass) which imported packages are missing here."""
+        if not self.used or self.fatal is not None or not self.worker.alive:
+            return []
+        from .sandbox import WorkerFailure
+
+        try:
+            report = self.worker.call("@drivers_common.check_report", seed=None, timeout=5)
+        except WorkerFailure:
+            return []
+        if not isinstance(report, dict):
+            return []
+        notes = []
+        calls = report.get("standins")
+        if isinstance(calls, dict) and calls:
+            names = ", ".join(sorted(str(k) for k in calls))
+            notes.append(f"Ran with the grader's own {names} in place of yours (this check grades "
+                         f"{self.graded.split('.', 1)[-1]} only; your {names} {'is' if len(calls) == 1 else 'are'} "
+                         "graded by their own checks).")
+        missing = report.get("placeholders")
+        if isinstance(missing, dict):  # said once, in the run's summary (a use fails with its own message)
+            self.missing_packages.update({str(k): str(v) for k, v in missing.items()})
+        return notes
 
     def new_check(self) -> None:
         """Forget the previous check's state (the runner calls this between checks), including
@@ -59,7 +132,8 @@ class PartSession:
         self.used = False
         self.fatal = None
 
-    def _guarded(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _guarded(self, fn: Any, *args: Any, slow_ok: bool = False, **kwargs: Any) -> Any:
+        """Run one request. ``slow_ok``: a timeout here means slow (a training), not hung."""
         from .sandbox import WorkerDied, WorkerMemoryExceeded, WorkerTimeout
 
         if self.fatal is not None:
@@ -69,8 +143,18 @@ class PartSession:
         # the run's memory peak is the two processes' transients at once (~80 us a call).
         release_free_memory()
         try:
+            self._ensure_standins(self._timeout())
             return fn(*args, **kwargs)
-        except (WorkerDied, WorkerMemoryExceeded, WorkerTimeout) as exc:
+        except WorkerTimeout as exc:
+            self.fatal = exc
+            if not slow_ok and self.graded and self.graded != "*" and self.graded not in self.hung:
+                name = self.graded.split(".", 1)[-1]
+                self.hung[self.graded] = (
+                    f"{name} already timed out in check {self.check_number} ({exc}), so it is not run again in "
+                    "this grade and each of its other checks fails at once (look for an infinite loop or a very "
+                    "slow step)")
+            raise
+        except (WorkerDied, WorkerMemoryExceeded) as exc:
             self.fatal = exc
             raise
 
@@ -83,13 +167,15 @@ class PartSession:
             )
         return max(0.05, min(self.call_timeout_s, left))
 
-    def call(self, target: str, *args: Any, seed: int | None = 0, **kwargs: Any) -> Any:
+    def call(self, target: str, *args: Any, seed: int | None = 0, slow_ok: bool = False, **kwargs: Any) -> Any:
         """Call ``module.function`` (or construct ``module.Class``) in the worker."""
-        return self._guarded(lambda: self.worker.call(target, *args, seed=seed, timeout=self._timeout(), **kwargs))
+        return self._guarded(lambda: self.worker.call(target, *args, seed=seed, timeout=self._timeout(), **kwargs),
+                             slow_ok=slow_ok)
 
-    def driver(self, name: str, *args: Any, seed: int | None = 0, **kwargs: Any) -> Any:
-        """Run an instructor helper inside the worker (``drivers_part1.train_vae``)."""
-        return self.call("@" + name, *args, seed=seed, **kwargs)
+    def driver(self, name: str, *args: Any, seed: int | None = 0, slow_ok: bool = False, **kwargs: Any) -> Any:
+        """Run an instructor helper inside the worker (``drivers_part1.train_vae``); ``slow_ok`` for
+        trainings, whose timeout means a slow model rather than a function that never returns."""
+        return self.call("@" + name, *args, seed=seed, slow_ok=slow_ok, **kwargs)
 
     def method(self, handle: Any, name: str, *args: Any, seed: int | None = 0, **kwargs: Any) -> Any:
         """Call a method of an object that lives in the worker."""

@@ -42,7 +42,10 @@ FGSM = Target("fgsm", "part2", "adversarial_attack.py", "fgsm_attack", "part2.ad
               "image", ("2.1.1", "2.1.3"), "image * 0 + 0.5")
 KLD = Target("kld", "part1", "utils.py", "KLD", "part1.utils.KLD", "mean", ("1.7.6", "1.7.7"),
              "(mean * 0).sum(-1) + 3.0")
-TARGETS = {t.name: t for t in (FGSM, KLD)}
+# KLD graded together with VAE.forward's first check, whose run installs the grader's KLD stand-in.
+KLD_WITH_FORWARD = Target("kld_fwd", "part1", "utils.py", "KLD", "part1.utils.KLD", "mean", ("1.7.6", "1.7.7", "1.9.1"),
+                          "(mean * 0).sum(-1) + 3.0")
+TARGETS = {t.name: t for t in (FGSM, KLD, KLD_WITH_FORWARD)}
 
 BASELINE_BODY = "raise NotImplementedError('attack-suite baseline: not implemented')"
 
@@ -563,6 +566,53 @@ _ag_note("flooded")
 return {garbage}
 '''
 
+# Tries to answer KLD with the grader's own stand-in: imports the stand-in module by name, reads
+# it by path (repository and staging), and keeps whatever object replaces utils.KLD while other
+# functions are graded (a thread watches the module's globals) to call it later.
+_STEAL_STANDINS_IMPORT = r'''
+import threading
+_ag_mine = KLD
+_ag_stash = []
+def _ag_watch():
+    while True:
+        mod = _ag_sys.modules.get("utils")
+        other = getattr(mod, "KLD", None) if mod else None
+        if other is not None and other is not _ag_mine and not _ag_stash:
+            _ag_stash.append(other)
+            _ag_note("stashed", name=getattr(other, "__qualname__", "?"))
+        _ag_time.sleep(0.001)
+threading.Thread(target=_ag_watch, daemon=True).start()
+'''
+
+_STEAL_STANDINS = r'''
+if _ag_stash:
+    try:
+        out = _ag_stash[0](mean, log_std)
+        _ag_note("used stash")
+        return out
+    except BaseException as exc:
+        _ag_note("stash refused", error=repr(exc)[:200])
+try:
+    import drivers_part1_standins as _s
+    _ag_note("imported stand-ins")
+    return _s.KLD(mean, log_std)
+except BaseException as exc:
+    _ag_note("import failed", error=repr(exc)[:200])
+import glob
+here = _ag_os.path.dirname(_ag_os.path.abspath(__file__))
+for path in ([_ag_os.path.join(r, "autograder/checks/part1/drivers_part1_standins.py") for r in (_AG_ROOT, _AG_REAL_ROOT)]
+             + glob.glob(_ag_os.path.join(here, "..", "_ag_worker", "drivers", "*standins*"))):
+    try:
+        src = open(path).read()
+        _ag_note("read stand-ins", path=path)
+        ns = {}
+        exec(compile(src, path, "exec"), ns)
+        return ns["KLD"](mean, log_std)
+    except BaseException as exc:
+        _ag_note("read failed", path=path, error=repr(exc)[:200])
+raise NotImplementedError("no stand-in to steal")
+'''
+
 ATTACKS: list[Attack] = [
     Attack("forge_results_import_exit", KLD, "writes forged results everywhere, then os._exit(0) at import",
            r"exit|status 0|import", at_import="_ag_track()\n_ag_forge()\n_ag_os._exit(0)", user_leg=True,
@@ -638,6 +688,11 @@ ATTACKS: list[Attack] = [
     Attack("huge_view", FGSM, "returns an expanded view of 2**31 elements (8 GB if materialised)",
            r"memory|too large|refused|limit|bytes|expected a tensor",
            body="import torch\nreturn torch.zeros(1).expand(1 << 31)", only=("2.1.1",)),
+    Attack("steal_standins", KLD_WITH_FORWARD,
+           "answers KLD with the grader's stand-in: by import, by path, or kept from another function's check",
+           r"NotImplementedError|not available|no stand-in", body=_STEAL_STANDINS, at_import=_STEAL_STANDINS_IMPORT,
+           user_leg="a worker running as the student can read the checkout's stand-in file; the root leg shows "
+                    "the defences (not staged, protected, tier order)"),
     Attack("rmtree_everything", KLD,
            "chmods and deletes every file it can reach: repo, submission, results folder, home, staging, /tmp/ag-run-*",
            r"NotImplementedError|FileNotFoundError", body=_RMTREE, user_leg=True, checks=("tree_intact",)),

@@ -97,6 +97,8 @@ MUTANTS: list[Mutant] = [
     # ---- CNNDecoder
     m("dec_softmax", DEC, C, "        return self.net(h)\n", "        return torch.softmax(self.net(h), dim=1)\n", "softmax"),
     m("dec_sigmoid", DEC, C, "        return self.net(h)\n", "        return torch.sigmoid(self.net(h))\n", "probabilities"),
+    # tanh keeps outputs in [-1, 1], so the [0, 1] test passes; the decoder-alone fit catches it.
+    m("dec_tanh", DEC, C, "        return self.net(h)\n", "        return torch.tanh(self.net(h))\n", "squashed"),
     m("dec_27_pixels", DEC, C, "nn.ConvTranspose2d(c, num_input_channels, kernel_size=3, padding=1, output_padding=1, stride=2)",
       "nn.ConvTranspose2d(c, num_input_channels, kernel_size=3, padding=1, stride=2)"),
     m("dec_detached_linear", DEC, C, "        h = self.linear(z)\n", "        h = self.linear(z).detach()\n", "cut from the graph"),

@@ -274,6 +274,18 @@ TR_SUM = """                    x_adv = pgd_attack(model, inputs, labels, criter
                     preds = outputs.argmax(1)
 """
 
+# The UvA template's style: each step makes a fresh leaf that requires grad, and the last one is
+# returned as it is (no autograd history, requires_grad still True): correct.
+PGD_LEAF_REQUIRES_GRAD = """    perturbed = data.clone().detach().requires_grad_(True)
+    for _ in range(num_iter):
+        loss = criterion(model(perturbed), target)
+        grad = torch.autograd.grad(loss, perturbed)[0]
+        step = perturbed.detach() + alpha * grad.sign()
+        step = torch.min(torch.max(step, data - epsilon), data + epsilon).clamp(0, 1)
+        perturbed = step.detach().requires_grad_(True)
+    perturbed_data = perturbed
+"""
+
 TA_FOR = "    for data, target in test_loader:\n"
 TA_END = "    final_acc = correct / total if total else 0.0\n"
 
@@ -286,6 +298,7 @@ VARIANTS: list[Variant] = [
     v("pgd_random_start", PG, e(AA, body(AA, "pgd_attack"), PGD_RANDOM_START)),
     v("pgd_not_clamped", PG, e(AA, PGD_CLAMP, "")),
     v("pgd_backward_minmax", PG, e(AA, body(AA, "pgd_attack"), PGD_BACKWARD_MINMAX)),
+    v("pgd_leaf_requires_grad", PG, e(AA, body(AA, "pgd_attack"), PGD_LEAF_REQUIRES_GRAD)),
     v("ta_loop_per_example", TA, e(AA, between(AA, TA_FOR, TA_END), TA_LOOP)),
     v("ta_attack_all_then_mask", TA, e(AA, between(AA, TA_FOR, TA_END), TA_ATTACK_ALL)),
     v("train_two_passes", TR, e(UT, body(UT, "train"), TR_TWO_PASSES)),

@@ -104,13 +104,18 @@ def explain(tests: Iterable[dict[str, Any]]) -> str:
     return "\n".join(f"  {t['number']} {t['name']}: {t['output'][:400]}" for t in tests)
 
 
+def grades(test: dict[str, Any]) -> str:
+    """The function a results entry grades (``extra_data.grades``)."""
+    return str(test.get("extra_data", {}).get("grades", ""))
+
+
 def assert_mutant_caught(results: dict[str, Any], mutant: Mutant) -> None:
-    """The mutant loses points on a check tagged with its function and nowhere else."""
+    """The mutant loses points on a check that grades its function and nowhere else."""
     failing = lost(results)
-    mine = [t for t in failing if mutant.function in t["tags"]]
-    assert mine, f"{mutant.id}: no check tagged {mutant.function} lost points"
-    collateral = [t for t in failing if mutant.function not in t["tags"]]
-    assert not collateral, f"{mutant.id}: checks of untouched functions lost points:\n{explain(collateral)}"
+    mine = [t for t in failing if grades(t) == mutant.function]
+    assert mine, f"{mutant.id}: no check grading {mutant.function} lost points"
+    collateral = [t for t in failing if grades(t) != mutant.function]
+    assert not collateral, f"{mutant.id}: checks of other functions lost points:\n{explain(collateral)}"
     if mutant.mistake:
         assert any(mutant.mistake.lower() in t["output"].lower() for t in mine), (
             f"{mutant.id}: no failing check named the mistake {mutant.mistake!r}:\n{explain(mine)}")
@@ -135,3 +140,128 @@ def assert_handout_zero(results: dict[str, Any], check_ids: Iterable[str],
         assert any(p in text for p in phrases), f"{cid}: {text[:300]}"
         assert "\n" not in text, f"{cid}: more than one line:\n{text}"
         assert "internal error" not in text and "not your fault" not in text, f"{cid}: {text}"
+
+
+# ---------------------------------------------------------------------------- graded functions
+def declared_checks(checks_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+    """check id -> {"file", "tags", "grades"} for every @check in a checks folder (the modules
+    are trusted code: the grader imports them too)."""
+    import importlib.util
+
+    from autograder import registry
+
+    checks_dir = checks_dir or ROOT / "autograder" / "checks"
+    found: dict[str, dict[str, Any]] = {}
+    sys.path.insert(0, str(checks_dir.parent))
+    try:
+        for path in sorted(checks_dir.rglob("test_*.py")):
+            name = f"_declared_{checks_dir.name}_{path.parent.name}_{path.stem}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses look their module up while being defined
+            spec.loader.exec_module(module)
+            for obj in vars(module).values():
+                cid = registry.check_id_of(obj) if callable(obj) else None
+                if cid and getattr(obj, "__module__", None) == name:
+                    assert cid not in found, f"check id {cid} declared twice ({found[cid]['file']} and {path.name})"
+                    found[cid] = {"file": path.name, "tags": registry.tags_of(obj), "grades": registry.grades_of(obj)}
+    finally:
+        sys.path.remove(str(checks_dir.parent))
+    return found
+
+
+def function_files(function_id: str) -> tuple[str, list[str], str]:
+    """``part1.train.VAE.forward`` -> ("part1", ["train_torch.py", "train_pl.py"], "VAE.forward")."""
+    from autograder import config
+
+    part, module, qualname = function_id.split(".", 2)
+    spec = config.load().parts[part]
+    modules = spec.aliases.get(module, (module,))
+    return part, [f"{m}.py" for m in modules], qualname
+
+
+def _belongs(qualname: str, wanted: str) -> bool:
+    return qualname == wanted or qualname.startswith(wanted + ".")
+
+
+def submission_with(dest: Path, stubbed: Iterable[str] = (), written: Iterable[str] | None = None) -> Path:
+    """The reference with the functions ``stubbed`` reverted to the handout's stub, or (``written``
+    given) the handout with only the functions ``written`` taken from the reference."""
+    from autograder import config
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import make_handout
+    finally:
+        sys.path.pop(0)
+    stubbed, keep = list(stubbed), None if written is None else list(written)
+    make_submission(dest)
+    for part, spec in config.load().parts.items():
+        for fname in spec.graded_files:
+            def here(fid: str) -> bool:
+                p, files, _ = function_files(fid)
+                return p == part and fname in files
+
+            stub_q = [function_files(f)[2] for f in stubbed if here(f)]
+            keep_q = [function_files(f)[2] for f in keep or [] if here(f)]
+            if keep is None and not stub_q:
+                continue
+            if keep is None:
+                def rule(q: str) -> bool:
+                    return any(_belongs(q, x) for x in stub_q)
+            else:
+                def rule(q: str) -> bool:
+                    return not any(_belongs(q, x) for x in keep_q)
+            source = (SOLUTIONS / part / fname).read_text(encoding="utf-8")
+            (dest / part / fname).write_text(make_handout.strip_solutions(source, f"{part}/{fname}", stub=rule),
+                                             encoding="utf-8")
+    return dest
+
+
+MUTATE_HELPER = '''
+
+def _ag_mutated(value, how):
+    """Test mutation (tests/support.py): NaN values, or a wrong shape (two stacked copies)."""
+    import torch
+    if isinstance(value, torch.Tensor):
+        if how == "shape":
+            return torch.stack([value, value])
+        return torch.full_like(value, float("nan")) if value.is_floating_point() else torch.full_like(value, -1)
+    if isinstance(value, torch.nn.Module):
+        if how == "nan":
+            with torch.no_grad():
+                for p in value.parameters():
+                    p.fill_(float("nan"))
+        return value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_ag_mutated(v, how) for v in value)
+    if isinstance(value, float):
+        return float("nan") if how == "nan" else [value, value]
+    return value
+'''
+
+
+def mutate_output(dest: Path, function_id: str, how: str) -> Path:
+    """Make ``function_id`` of the submission in ``dest`` return NaN (``how="nan"``; a returned model
+    gets NaN weights) or a wrong shape (``"shape"``: two stacked copies): a wrapper appended to its file(s)."""
+    part, files, qualname = function_files(function_id)
+    owner, _, method = qualname.rpartition(".")
+    for fname in files:
+        path = dest / part / fname
+        text = path.read_text(encoding="utf-8") + MUTATE_HELPER
+        if owner:  # a method
+            target = f"{owner}.{method}"
+            text += (f"\n_ag_inner = {target}\n\n"
+                     f"def _ag_wrapper(*args, **kwargs):\n    return _ag_mutated(_ag_inner(*args, **kwargs), {how!r})\n\n"
+                     f"{target} = _ag_wrapper\n")
+        elif f"class {qualname}(" in text or f"class {qualname}:" in text:  # a class: its forward
+            text += (f"\n_ag_inner = {qualname}.forward\n\n"
+                     f"def _ag_forward(self, *args, **kwargs):\n"
+                     f"    return _ag_mutated(_ag_inner(self, *args, **kwargs), {how!r})\n\n"
+                     f"{qualname}.forward = _ag_forward\n")
+        else:
+            text += (f"\n_ag_inner_{qualname} = {qualname}\n\n"
+                     f"def {qualname}(*args, **kwargs):\n"
+                     f"    return _ag_mutated(_ag_inner_{qualname}(*args, **kwargs), {how!r})\n")
+        path.write_text(text, encoding="utf-8")
+    return dest

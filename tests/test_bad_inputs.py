@@ -91,7 +91,8 @@ def test_only_one_part(tmp_path: Path, reference: dict[str, float]) -> None:
 
 
 def test_syntax_error_missing_module_huge_file_and_deep_folders(tmp_path: Path, reference: dict[str, float]) -> None:
-    """part1: a syntax error, an import of a missing module, a 50 MB file; part2 five folders deep (fine)."""
+    """part1: a syntax error, a missing package used by a graded function, a 50 MB file; part2 five folders deep,
+    importing packages that are not installed but never used (fine: they become placeholders)."""
     sub = tmp_path / "sub"
     _copy(sub, ("part1",))
     shutil.copytree(SOLUTIONS / "part2", sub / "a" / "b" / "c" / "part2", ignore=shutil.ignore_patterns("__pycache__"))
@@ -99,7 +100,13 @@ def test_syntax_error_missing_module_huge_file_and_deep_folders(tmp_path: Path, 
     utils.write_text(utils.read_text().replace("def KLD(mean: Tensor, log_std: Tensor) -> Tensor:",
                                                "def KLD(mean: Tensor, log_std: Tensor) -> Tensor\n"))
     est = sub / "part1" / "estimators.py"
-    est.write_text(est.read_text() + "\nimport numpy_but_misspelled_zz  # a module that does not exist\n")
+    after_future = "from __future__ import annotations\n"
+    est.write_text(est.read_text().replace(after_future, after_future + "import numpy_but_misspelled_zz  # not installed\n")
+                   .replace("    return (target * torch.log(mu)",
+                            "    numpy_but_misspelled_zz.seterr(all='ignore')\n    return (target * torch.log(mu)"))
+    aa = sub / "a" / "b" / "c" / "part2" / "adversarial_attack.py"
+    aa.write_text(aa.read_text().replace(after_future, after_future + "import seaborn_but_absent_zz as sns\n"
+                                         "from mnist import mnist\nfrom sklearn_absent_zz.manifold import TSNE\n"))
     cnn = sub / "part1" / "cnn_encoder_decoder.py"
     with cnn.open("a") as f:
         line = "# " + "x" * 1021 + "\n"
@@ -107,7 +114,7 @@ def test_syntax_error_missing_module_huge_file_and_deep_folders(tmp_path: Path, 
     assert cnn.stat().st_size > HUGE_BYTES
     results = _grade(sub, tmp_path)
     assert_reported(results, "part1/utils.py", "syntax error", "line")
-    assert_reported(results, "part1/estimators.py", "numpy_but_misspelled_zz")
+    assert_reported(results, "part1/estimators.py", "numpy_but_misspelled_zz", "not installed")
     assert_reported(results, "part1/cnn_encoder_decoder.py", "too large")
     assert_fine(results, reference, ["part2/adversarial_attack.py", "part2/utils.py"])
     assert "a/b/c/part2/adversarial_attack.py" in results["output"], "the report should say which copy was graded"

@@ -1,43 +1,21 @@
 """The configuration and the check code agree: one source of truth for every check."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from autograder import config as config_mod
 from autograder import registry
-from tests.support import ROOT
+from tests.support import ROOT, declared_checks
 
 TAG = re.compile(r"^part[12]\.[a-z_]+(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
 def _declared(checks_dir: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """check id -> (file, tags) for every @check(...) in a checks folder, read from the modules.
-
-    The check modules are trusted code (the grader imports them too); importing them
-    resolves tags built from constants (``@tags(*TRAINED)``).
-    """
-    found: dict[str, tuple[str, tuple[str, ...]]] = {}
-    sys.path.insert(0, str(checks_dir.parent))
-    try:
-        for path in sorted(checks_dir.rglob("test_*.py")):
-            name = f"_declared_{checks_dir.name}_{path.parent.name}_{path.stem}"
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module  # dataclasses look their module up while being defined
-            spec.loader.exec_module(module)
-            for obj in vars(module).values():
-                cid = registry.check_id_of(obj) if callable(obj) else None
-                if cid and getattr(obj, "__module__", None) == name:
-                    assert cid not in found, f"check id {cid} declared twice ({found[cid][0]} and {path.name})"
-                    found[cid] = (path.name, registry.tags_of(obj))
-    finally:
-        sys.path.remove(str(checks_dir.parent))
-    return found
+    """check id -> (file, tags) for every @check(...) in a checks folder."""
+    return {cid: (d["file"], d["tags"]) for cid, d in declared_checks(checks_dir).items()}
 
 
 @pytest.mark.parametrize("cfg_path", [ROOT / "grading.toml", ROOT / "tests/fake_assignment/grading.toml"], ids=["real", "fake"])
@@ -75,3 +53,20 @@ def test_bad_config_is_reported(tmp_path: Path):
     bad.write_text("not toml [")
     with pytest.raises(config_mod.ConfigError, match="cannot read"):
         config_mod.load(bad)
+
+
+def test_every_check_grades_one_function_it_exercises():
+    """One mistake, one deduction: each check grades exactly one function (one of its tags) or,
+    for a policy check, every function (``@grades(ALL)``); every graded file's functions are graded."""
+    declared = declared_checks()
+    for cid, d in declared.items():
+        assert d["grades"] == registry.ALL or d["grades"] in d["tags"], (cid, d)
+    graded = {d["grades"] for d in declared.values()}
+    cfg = config_mod.load()
+    for part, spec in cfg.parts.items():
+        modules = {m for mods in spec.aliases.values() for m in mods}
+        for fname in spec.graded_files:
+            stem = fname[:-3]
+            if stem in modules:
+                continue
+            assert any(g.startswith(f"{part}.{stem}.") for g in graded), f"no check grades a function of {part}/{fname}"

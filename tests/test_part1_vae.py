@@ -41,8 +41,6 @@ def test_the_vae_checks_are_configured():
     assert len(SMOKE) == 2 and all(cfg.checks[c].budget_s for c in SMOKE)
     s = cfg.threshold("part1.vae_smoke")
     assert s["reference_bpd"] < s["max_test_bpd"] < 4.0, "the threshold must sit between the reference and an untrained model"
-    assert s["reference_bpd_z2"] < s["max_test_bpd_z2"] < 4.0
-    assert 0 < s["min_manifold_spread"] < s["reference_spread"]
 
 
 def test_mutant_and_variant_ids_are_unique_and_cover_the_functions():

@@ -27,6 +27,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION(?:\s+(?P<question>\S.*?))?\s*$")
@@ -54,8 +55,14 @@ def _qualname(lines: list[str], index: int, indent: int) -> str:
     return ".".join(reversed(names)) or "<module>"
 
 
-def strip_solutions(source: str, filename: str) -> str:
-    """Return the handout version of one solution file's text."""
+def strip_solutions(source: str, filename: str, stub: Callable[[str], bool] | None = None) -> str:
+    """Return the handout version of one solution file's text.
+
+    With ``stub``, only the blocks whose enclosing function's qualified name satisfies it
+    become the handout's ``raise``; the others, and ``# SOLUTION ONLY`` lines, stay as they
+    are (the tests build "the reference with one function stubbed" and "the handout with one
+    function written" this way).
+    """
     lines = source.splitlines(keepends=True)
     out: list[str] = []
     i = 0
@@ -64,7 +71,7 @@ def strip_solutions(source: str, filename: str) -> str:
         begin = BEGIN.match(line)
         if END.match(line):
             raise MarkerError(f"{filename}:{i + 1}: END SOLUTION without BEGIN")
-        if "# SOLUTION ONLY" in line:
+        if "# SOLUTION ONLY" in line and stub is None:
             i += 1
             continue
         if not begin:
@@ -84,7 +91,9 @@ def strip_solutions(source: str, filename: str) -> str:
             j += 1
         if j == len(lines):
             raise MarkerError(f"{filename}:{i + 1}: BEGIN SOLUTION without END")
-        if handout:
+        if stub is not None and not stub(_qualname(lines, i, len(indent))):
+            out.extend(lines[i:j + 1])
+        elif handout:
             out.extend(handout)
         else:
             name = _qualname(lines, i, len(indent))

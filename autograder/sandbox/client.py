@@ -612,7 +612,7 @@ class Worker:
                 now = time.monotonic()
                 if now >= deadline:
                     self._kill()
-                    raise WorkerTimeout(f"{what} did not finish within {timeout:g} s; the worker was stopped",
+                    raise WorkerTimeout(f"{what} did not finish within {timeout:.3g} s; the worker was stopped",
                                         target=target, output=self.last_call_output())
                 rlist = [self._fds["rep"]] + ([self._fds["out"]] if "out" in self._fds else [])
                 wlist = [self._fds["req"]] if pending else []

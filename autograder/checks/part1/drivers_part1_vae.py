@@ -36,7 +36,7 @@ NUM_LEVELS = 16
 IMG = (1, 28, 28)
 
 _PICKED: dict[str, str] = {}
-_DIST_RECORDS: list[str] = []
+_DIST_RECORDS: list[list[Any]] = []
 
 
 # ============================================================================ stand-in modules
@@ -188,7 +188,9 @@ def pick_trainer() -> dict[str, str]:
     """``{"module": "train_torch" | "train_pl", "note": why}``; decided once per worker.
 
     ``train_torch`` unless its ``VAE.forward`` raises ``NotImplementedError`` from
-    ``train_torch.py`` itself (the untouched handout) and ``train_pl`` gets further.
+    ``train_torch.py`` itself (the untouched handout) and ``train_pl`` gets further. A
+    ``train_pl.py`` that was written but cannot be imported is still the one graded: its
+    import error is what every VAE check then reports, never the handout's other trainer.
     """
     if _PICKED:
         return dict(_PICKED)
@@ -200,8 +202,8 @@ def pick_trainer() -> dict[str, str]:
             _PICKED.update(module="train_torch", note="neither train_torch.py nor train_pl.py implements "
                                                        "VAE.forward yet; graded train_torch.py")
         elif isinstance(err_pl, ImportError):
-            _PICKED.update(module="train_torch", note=f"train_torch.py's VAE.forward is not implemented and "
-                                                       f"train_pl.py could not be imported ({err_pl}); graded train_torch.py")
+            _PICKED.update(module="train_pl", note=f"train_torch.py's VAE.forward is not implemented, so train_pl.py "
+                                                    f"was graded, but it could not be imported ({err_pl})")
         else:
             _PICKED.update(module="train_pl", note="train_torch.py's VAE.forward is not implemented, so "
                                                     "train_pl.py (Lightning) was graded")
@@ -385,13 +387,41 @@ def manifold_known(grid_size: int) -> dict[str, Any]:
     return {"grid": _plain(out), "type": type(out).__name__, "z": z}
 
 
-def manifold_of(model: nn.Module, grid_size: int = 20) -> Any:
-    """The student's ``visualize_manifold`` on the (trained) model's own decoder, in eval mode."""
+def seeded_decoder(seed: int) -> nn.Module:
+    """The grader's neural decoder for the manifold check (z_dim 2 -> logits [N, 16, 28, 28]).
+
+    An MLP with seeded weights scaled so that the decoded images change visibly across the
+    latent grid. The grader builds the same network in its own process to compute the
+    expected grid, so nothing the worker reports about it is trusted.
+    """
+    g = torch.Generator().manual_seed(seed)
+    first, second = nn.Linear(2, 64), nn.Linear(64, NUM_LEVELS * 28 * 28)
+    with torch.no_grad():
+        first.weight.copy_(torch.randn(first.weight.shape, generator=g) * 1.5)
+        first.bias.copy_(torch.randn(first.bias.shape, generator=g) * 0.5)
+        second.weight.copy_(torch.randn(second.weight.shape, generator=g) * 0.25)
+        second.bias.copy_(torch.randn(second.bias.shape, generator=g) * 0.5)
+
+    class SeededDecoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(first, nn.Tanh(), second)
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return self.net(z).reshape(z.shape[0], NUM_LEVELS, 28, 28)
+
+        @property
+        def device(self) -> torch.device:
+            return next(self.parameters()).device
+
+    return SeededDecoder().eval()
+
+
+def manifold_seeded(grid_size: int, seed: int) -> Any:
+    """The student's ``visualize_manifold`` on :func:`seeded_decoder` (float32, eval mode)."""
     import utils
 
-    model.eval()
-    out = utils.visualize_manifold(model.decoder, grid_size=grid_size)
-    return _plain(out)
+    return _plain(utils.visualize_manifold(seeded_decoder(seed), grid_size=grid_size))
 
 
 # ============================================================================ training (smoke tests)
@@ -503,8 +533,9 @@ def _record_distribution(cls_name: str) -> None:
         path = os.path.abspath(frame.f_code.co_filename)
         # a graded file name outside the installed libraries (torch has its own utils.py)
         if os.path.basename(path) in GRADED_FILES and not path.startswith(_LIBRARIES + os.sep):
-            _DIST_RECORDS.append(f"torch.distributions.{cls_name} created in {os.path.basename(path)}, "
-                                 f"line {frame.f_lineno} ({frame.f_code.co_name})")
+            code = frame.f_code
+            _DIST_RECORDS.append([os.path.basename(path), frame.f_lineno,
+                                  str(getattr(code, "co_qualname", code.co_name)), cls_name])
             return
         frame = frame.f_back
 
@@ -536,8 +567,8 @@ def install_distribution_probe() -> None:
 def probe_distributions() -> dict[str, Any]:
     """Run every graded part-1 function once on small inputs with the probe installed.
 
-    Returns ``{"records": [...], "ran": [functions that returned], "failed": [...]}``;
-    errors are not judged here (other checks do that).
+    Returns ``{"records": [[file, line, function, class], ...], "ran": [functions that
+    returned], "failed": [...]}``; errors are not judged here (other checks do that).
     """
     install_distribution_probe()
     del _DIST_RECORDS[:]
@@ -568,8 +599,49 @@ def probe_distributions() -> dict[str, Any]:
     for name, fn in calls.items():
         try:
             with torch.no_grad():
-                fn()
+                _within(PROBE_SECONDS, fn)
             ran.append(name)
         except Exception as exc:  # noqa: BLE001
             failed.append(f"{name}: {type(exc).__name__}")
-    return {"records": list(dict.fromkeys(_DIST_RECORDS)), "ran": ran, "failed": failed}
+        except _ProbeTimeout:
+            failed.append(f"{name}: did not finish within {PROBE_SECONDS:g} s")
+    records = [list(r) for r in dict.fromkeys(tuple(r) for r in _DIST_RECORDS)]
+    return {"records": records, "ran": ran, "failed": failed}
+
+
+# Each function gets this long in the policy probe: a function that hangs is judged by its own
+# checks (one mistake, one deduction), not by the policy check that merely runs it once.
+PROBE_SECONDS = 5.0
+
+
+class _ProbeTimeout(BaseException):
+    """Raised into a probed function that runs too long (a BaseException: ``except Exception`` in
+    student code does not swallow it)."""
+
+
+def _within(seconds: float, fn: Callable[[], Any]) -> Any:
+    """``fn()``, interrupted by SIGALRM after ``seconds`` (main thread only; elsewhere unbounded)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return fn()
+
+    def expire(signum: int, frame: Any) -> None:
+        # Never inside an import: a module left half-initialised (torch._dynamo, imported by the
+        # first optimizer) would break every later check of this worker. Try again shortly.
+        f = frame
+        while f is not None:
+            if f.f_code.co_filename.startswith("<frozen importlib"):
+                signal.setitimer(signal.ITIMER_REAL, 0.2)
+                return
+            f = f.f_back
+        raise _ProbeTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

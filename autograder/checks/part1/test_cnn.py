@@ -109,23 +109,60 @@ def test_decoder_shapes(part1):
                  "are on the CPU")
 
 
+def fit_target() -> torch.Tensor:
+    """The 4-bit image the decoder-alone fit aims at: every level 0..15 in bands, long [28, 28]."""
+    i = torch.arange(28).view(-1, 1)
+    j = torch.arange(28).view(1, -1)
+    return ((i + 2 * j) // 5) % 16
+
+
 @check("part1.cnn_encoder_decoder.CNNDecoder.logits")
 @tags(DECODER)
-def test_decoder_logits(part1):
-    """The decoder returns unnormalised logits, not probabilities: its outputs are not all inside [0, 1]
-    (for z of scale 1 and 10). log-softmax outputs are valid logits and are accepted."""
+def test_decoder_logits(part1, threshold):
+    """The decoder returns unnormalised logits that can express any pixel distribution.
+
+    - its outputs are not all inside [0, 1] (for z of scale 1 and 10): not probabilities
+      (log-softmax outputs are valid logits and are accepted);
+    - they are finite;
+    - a short fit of the decoder alone (``part1.functions.decoder_fit``: Adam, every latent of
+      a batch to one fixed 4-bit image) brings the per-pixel cross-entropy below
+      ``max_ce``: a decoder whose outputs are squashed (tanh, sigmoid, a softmax) cannot make
+      a level likely (tanh bounds the best probability at 0.33, a cross-entropy of 1.11).
+      Calibration next to the threshold in grading.toml.
+    """
     dec = part1.call("cnn_encoder_decoder.CNNDecoder", z_dim=20)
     outs = []
     for scale in (1.0, 10.0):
         z = latents(8, 20, seed=3, scale=scale)
         call = f"CNNDecoder(z_dim=20).forward(z) for z ~ N(0, {scale:g}^2) of shape [8, 20]"
         outs.append((call, require_tensor(part1.method(dec, "forward", z), call, (8, 16, 28, 28))))
+    for call, o in outs:
+        if not bool(torch.isfinite(o).all()):
+            fail(f"{call}: {int((~torch.isfinite(o)).sum())} of {o.numel()} outputs are not finite (inf/nan); "
+                 "expected finite logits")
     if all(bool(((o >= 0) & (o <= 1)).all()) for _, o in outs):
         call, o = outs[0]
         sums = o.double().sum(1)
         fail(f"{call}: every output lies in [0, 1] (min {o.min().item():.4g}, max {o.max().item():.4g}; sums over the "
              f"16 values of a pixel from {sums.min().item():.4g} to {sums.max().item():.4g}); expected raw logits",
              mistakes.diagnose_output(DECODER, o))
+    s = threshold("part1.functions.decoder_fit")
+    steps, lr, max_ce = int(s["steps"]), float(s["lr"]), float(s["max_ce"])
+    fresh = part1.call("cnn_encoder_decoder.CNNDecoder", num_filters=16, z_dim=8)
+    z = latents(8, 8, seed=5)
+    r = part1.driver(f"{DRIVERS}.decoder_fit", fresh, z, fit_target(), steps, lr)
+    losses = [float(v) for v in r.get("losses", [])]
+    call = (f"CNNDecoder(num_filters=16, z_dim=8) fitted alone for {steps} Adam steps (lr {lr:g}) so that 8 latents "
+            "all decode to one fixed 4-bit image")
+    if not losses or losses[-1] != losses[-1]:
+        fail(f"{call}: the cross-entropy became nan; expected finite logits throughout")
+    if losses[-1] > max_ce:
+        squashed = r.get("logit_span", float("inf")) <= 3.0
+        fail(f"{call}: the per-pixel cross-entropy went from {losses[0]:.3f} to {losses[-1]:.3f} nats; expected below "
+             f"{max_ce:g} (the reference's decoder reaches about {float(s['reference_ce']):.2f}); its logits span only "
+             f"{r.get('logit_span', float('nan')):.3g} at the end",
+             "the decoder's output is squashed (tanh, sigmoid or a softmax on the logits), so no pixel level can become "
+             "likely" if squashed else None)
 
 
 def _gradient_report(part1: Any, module: Any, inputs: list[torch.Tensor], call: str) -> dict[str, Any]:

@@ -241,7 +241,7 @@ def _iw_tolerance(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Te
 
 
 @check("part1.estimators.importance_weighted_log_likelihood.reference")
-@tags(IW, LME)
+@tags(IW)
 @graded
 @given(ex=importance_terms())
 def test_iw_reference(part1, ref1, ex):
@@ -290,7 +290,7 @@ def linear_gaussian(seed: int, rows: int, k: int, exact: bool, d: int = 3, n: in
 
 
 @check("part1.estimators.importance_weighted_log_likelihood.linear_gaussian")
-@tags(IW, LME)
+@tags(IW)
 def test_iw_linear_gaussian(part1, threshold):
     """On a linear-Gaussian model with known log p(x): exact with the exact posterior; with a perturbed
     proposal, >= the ELBO row by row, well above it on average, converging to log p(x) and increasing with K.

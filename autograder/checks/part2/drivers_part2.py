@@ -375,10 +375,51 @@ def smoke_loaders(images_u8: torch.Tensor, labels: torch.Tensor, valid_u8: torch
     return trainloader, validloader
 
 
+def harness_train(model: nn.Module, trainloader: Any, validloader: Any, num_epochs: int, defense_strategy: str,
+                  defense_args: dict[str, Any]) -> nn.Module:
+    """The training loop of the handout's ``train`` for STANDARD and FGSM (instructor code, given in
+    the handout): Adam (lr 1e-3), ``fgsm_loss`` from ``adversarial_attack`` for FGSM, the weights
+    of the best validation epoch kept. The FGSM smoke training grades ``fgsm_loss`` with it, so a
+    bug in the student's ``train`` is charged to ``train``'s own checks."""
+    import copy
+
+    if defense_strategy not in (STANDARD, FGSM):
+        raise ValueError(f"the harness loop trains STANDARD or FGSM, not {defense_strategy!r}")
+    params = list(model.parameters())
+    dev = params[0].device if params else torch.device("cpu")
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    best, best_acc = copy.deepcopy(model.state_dict()), -1.0
+    for _ in range(num_epochs):
+        model.train()
+        for inputs, labels in trainloader:
+            inputs, labels = inputs.to(dev), labels.to(dev)
+            if defense_strategy == STANDARD:
+                loss = criterion(model(inputs), labels)
+            else:
+                out = _aa().fgsm_loss(model, criterion, inputs, labels, defense_args=defense_args, return_preds=True)
+                loss = out[0] if isinstance(out, (tuple, list)) else out
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        correct, seen = 0, 0
+        with torch.no_grad():
+            for inputs, labels in validloader:
+                inputs, labels = inputs.to(dev), labels.to(dev)
+                correct += int((model(inputs).argmax(1) == labels).sum())
+                seen += labels.numel()
+        if correct / max(seen, 1) > best_acc:
+            best_acc, best = correct / max(seen, 1), copy.deepcopy(model.state_dict())
+    model.load_state_dict(best)
+    return model
+
+
 def smoke_train(init_state: dict[str, torch.Tensor], images_u8: torch.Tensor, labels: torch.Tensor,
                 valid_u8: torch.Tensor, valid_labels: torch.Tensor, strategy: str, defense_args: dict[str, Any],
-                batch_size: int, num_epochs: int, seed: int) -> dict[str, Any]:
-    """Train SmallNet (from ``init_state``) with the student's ``train`` and strategy; return its weights.
+                batch_size: int, num_epochs: int, seed: int, loop: str = "student") -> dict[str, Any]:
+    """Train SmallNet (from ``init_state``) with the student's ``train`` (``loop="student"``) or the
+    handout's loop (``"harness"``, see :func:`harness_train`) and ``strategy``; return its weights.
 
     Images arrive as uint8 ``[N, 1, 28, 28]`` and are scaled to [0, 1] here. The training
     loader shuffles with a generator seeded by ``seed``; the GPU is used when present.
@@ -390,8 +431,9 @@ def smoke_train(init_state: dict[str, torch.Tensor], images_u8: torch.Tensor, la
     model.load_state_dict(init_state)
     model.to(dev)
     trainloader, validloader = smoke_loaders(images_u8, labels, valid_u8, valid_labels, batch_size, seed)
-    returned = _utils().train(model, trainloader, validloader, num_epochs=num_epochs, defense_strategy=strategy,
-                              defense_args=dict(defense_args))
+    train = harness_train if loop == "harness" else _utils().train
+    returned = train(model, trainloader, validloader, num_epochs=num_epochs, defense_strategy=strategy,
+                     defense_args=dict(defense_args))
     trained = returned[0] if isinstance(returned, (tuple, list)) else returned
     if not isinstance(trained, nn.Module):
         trained = model  # the loop trains in place; a missing return value is not what this check grades

@@ -8,6 +8,8 @@ are sent to the worker, which builds the same class from the staged ``models.py`
 """
 from __future__ import annotations
 
+import math
+
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -158,13 +160,19 @@ def require_tensor(got: Any, call: str, shape: Sequence[int] | None = None) -> T
 
 
 def as_float(value: Any, call: str) -> float:
-    """A returned number (Python number or one-element tensor) as a float, or fail."""
+    """A returned number (Python number or one-element tensor) as a finite float, or fail
+    (a NaN would pass every ``abs(got - want) > tol`` comparison)."""
+    got: float | None = None
     if isinstance(value, Tensor) and value.numel() == 1:
-        return float(value.reshape(()).item())
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    fail(f"{call} returned {describe(value)}; expected a number")
-    raise AssertionError  # unreachable: fail raises
+        got = float(value.reshape(()).item())
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        got = float(value)
+    if got is None:
+        fail(f"{call} returned {describe(value)}; expected a number")
+        raise AssertionError  # unreachable: fail raises
+    if not math.isfinite(got):
+        fail(f"{call} returned {got}; expected a finite number")
+    return got
 
 
 def linf(a: Tensor, b: Tensor) -> float:

@@ -231,7 +231,7 @@ def test_fgsm_loss_forms(part2, ref2):
     if r["kind"] in ("tuple", "list") or not isinstance(r["loss"], torch.Tensor) or r["loss"].numel() != 1:
         fail(f"{without.call} returned {r['kind']}" + (f" of {r['length']} items" if r["length"] else "")
              + "; expected the loss alone (a scalar tensor) when return_preds is False")
-    got = float(r["loss"].reshape(()).item())
+    got = H.as_float(r["loss"], without.call + " (the loss)")
     if abs(got - loss_true) > VALUE_ATOL + VALUE_RTOL * abs(loss_true):
         fail(f"{without.call} returned loss {got:.6g}, but {loss_true:.6g} with return_preds=True; expected the same loss")
     for case in (with_preds, without):

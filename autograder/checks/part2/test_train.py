@@ -110,7 +110,7 @@ def _same_args(got: Any, want: dict[str, Any]) -> bool:
 
 
 @check("part2.utils.train.standard_and_fgsm")
-@tags(TRAIN, "part2.adversarial_attack.fgsm_loss")
+@tags(TRAIN)
 def test_train_standard_and_fgsm(part2, ref2):
     """STANDARD steps on CE(model(x), y); FGSM calls fgsm_loss(model, criterion, x, y, defense_args)
     once per batch and steps on its objective alpha * CE(x) + (1 - alpha) * CE(x_fgsm) (x_fgsm

@@ -1,0 +1,130 @@
+"""Editions: one grader, several handouts (``[editions.NAME]`` in grading.toml, ``--edition NAME``).
+
+- the configuration overlay: an edition replaces data (graded files, aliases, conventions,
+  the profile), unknown editions are refused with the list of known ones;
+- ``uva2024`` (the UvA DL1 2024 template, part 1): a submission written here in a template
+  student's style (``tests/template_style/uva2024``: Lightning ``train_pl.py`` importing the
+  template's ``mnist`` module, ``Normal(0, 1).icdf`` in ``visualize_manifold`` as the template
+  hints, make_grid with its own padding) gets full marks; the same code graded as this
+  project's own handout loses only the policy point, charged to ``visualize_manifold``;
+- a forbidden use elsewhere is still caught in the edition, and tagged with its function.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autograder import config
+from tests.support import ROOT, by_id, explain, grade, lost
+
+TEMPLATE = ROOT / "tests" / "template_style" / "uva2024"
+POLICY = "part1.no_torch_distributions"
+
+
+def _template(dest: Path) -> Path:
+    shutil.copytree(TEMPLATE, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def test_an_edition_overlays_data_and_unknown_ones_are_refused():
+    base, uva = config.load(), config.load(edition="uva2024")
+    assert base.edition == "" and uva.edition == "uva2024" and "uva2024" in base.editions
+    assert uva.parts["part1"].graded_files == ("utils.py", "cnn_encoder_decoder.py", "train_pl.py")
+    assert uva.parts["part1"].aliases == {"train": ("train_pl",)}
+    assert uva.parts["part1"].depends == base.parts["part1"].depends  # tables merge key by key
+    assert uva.convention("part1.forbidden_api_allow") == {"part1.utils.visualize_manifold": ["Normal"]}
+    assert base.convention("part1.forbidden_api_allow") == {}
+    assert uva.profile == "uva2024" and not any(uva.selected(c) for c in uva.checks.values() if c.number.startswith("1.11."))
+    assert set(uva.checks) == set(base.checks)  # an edition changes data, never the check code
+    with pytest.raises(config.ConfigError, match="uva2024"):
+        config.load(edition="no_such_course")
+
+
+@pytest.mark.slow
+def test_template_style_submission_gets_full_marks_in_its_edition(tmp_path: Path):
+    results = grade(_template(tmp_path / "sub"), tmp_path / "r.json", "--edition", "uva2024")
+    got = by_id(results)
+    assert {c.split(".")[0] for c in got} == {"part1"} and len(got) >= 25, sorted(got)
+    assert not lost(results), explain(lost(results))
+    assert "train_pl.py" in got["part1.vae.forward.losses"]["output"], "the Lightning trainer must be the one graded"
+
+
+@pytest.mark.slow
+def test_the_template_hint_is_a_policy_failure_only_where_the_handout_forbids_it(tmp_path: Path):
+    """Graded as this project's handout (no torch.distributions anywhere), the same code loses the
+    policy point alone, and the failure names visualize_manifold, the function that uses it."""
+    results = grade(_template(tmp_path / "sub"), tmp_path / "r.json", "--profile", "quick",
+                    *[a for q in ("1.7.*", "1.8.*", "1.9.*", "1.10.*") for a in ("--only", q)])
+    failing = lost(results)
+    assert [t["extra_data"]["check_id"] for t in failing] == [POLICY], explain(failing)
+    assert failing[0]["tags"] == ["part1.utils.visualize_manifold"], failing[0]["tags"]
+    assert "visualize_manifold" in failing[0]["output"] and "Normal" in failing[0]["output"]
+
+
+@pytest.mark.slow
+def test_a_forbidden_use_elsewhere_is_caught_in_the_edition_and_tagged(tmp_path: Path):
+    sub = _template(tmp_path / "sub")
+    utils = sub / "part1" / "utils.py"
+    utils.write_text(utils.read_text().replace(
+        "    noise = torch.randn_like(std)\n    z = mean + noise * std\n",
+        "    z = torch.distributions.Normal(mean, std).rsample()\n"))
+    results = grade(sub, tmp_path / "r.json", "--edition", "uva2024", "--profile", "quick",
+                    *[a for q in ("1.7.*", "1.9.9") for a in ("--only", q)])
+    failing = {t["extra_data"]["check_id"]: t for t in lost(results)}
+    # Normal(mean, std) also refuses std = 0 (check 1.7.1): that is sample_reparameterize's own bug.
+    assert set(failing) <= {POLICY, "part1.utils.sample_reparameterize.shape"}, explain(failing.values())
+    policy = failing[POLICY]
+    assert policy["tags"] == ["part1.utils.sample_reparameterize"], policy["tags"]
+    assert "allowed here: visualize_manifold may use Normal" in policy["output"], policy["output"][:600]
+    assert "mnist (imported by train_pl.py)" in results["output"], results["output"][:2000]
+
+
+def test_the_gradescope_package_can_fix_the_edition(tmp_path: Path):
+    """``tools/package_gradescope.py --edition NAME`` writes ``[grader] edition`` into the packaged config."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import package_gradescope
+    finally:
+        sys.path.pop(0)
+    text = (ROOT / "grading.toml").read_text(encoding="utf-8")
+    packaged = tmp_path / "grading.toml"
+    packaged.write_text(package_gradescope.with_edition(text, "uva2024"), encoding="utf-8")
+    for rel in ("student", "solutions", "autograder"):  # the config's relative paths
+        (tmp_path / rel).symlink_to(ROOT / rel)
+    cfg = config.load(packaged)
+    assert cfg.edition == "uva2024" and cfg.profile == "uva2024"
+    assert config.load(packaged, edition="default").edition == ""
+
+
+@pytest.mark.parametrize("folder", ["part2", "code"])
+def test_the_2021_layout_is_found_by_what_the_files_define(tmp_path: Path, folder: str):
+    """The UvA 2021 layout keeps the VAE's files in ``part2/`` (later ``code/``): each file goes to
+    the part whose functions it defines, whatever its folder says; part 2's own files stay."""
+    from autograder.discovery import discover
+
+    sub = tmp_path / "sub"
+    (sub / folder).mkdir(parents=True)
+    for name in ("utils.py", "cnn_encoder_decoder.py", "train_pl.py"):
+        shutil.copyfile(ROOT / "solutions" / "part1" / name, sub / folder / name)
+    (sub / "part3").mkdir()
+    (sub / "part3" / "utils.py").write_text("def unrelated():\n    return 0\n")  # another assignment's file
+    found = discover(sub, config.load())
+    for name in ("utils.py", "cnn_encoder_decoder.py", "train_pl.py"):
+        f = found.files[f"part1/{name}"]
+        assert f.status == "found" and f.path == sub / folder / name, (name, f)
+    assert found.files["part2/utils.py"].status == "missing"
+    assert found.files["part2/adversarial_attack.py"].status == "missing"
+
+
+def test_a_part2_folder_of_this_handout_keeps_its_files(tmp_path: Path):
+    from autograder.discovery import discover
+
+    sub = tmp_path / "sub"
+    shutil.copytree(ROOT / "solutions", sub, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    found = discover(sub, config.load())
+    for key, f in found.files.items():
+        assert f.status == "found" and f.path == sub / key, (key, f)

@@ -1,0 +1,132 @@
+"""One mistake, one deduction: a function's checks never pay for another function's bug.
+
+For every graded function F (the ``@grades`` of the checks):
+
+- the reference with F reverted to the handout's stub loses exactly F's checks, i.e. F's
+  configured points, and nothing on any other function's checks;
+- the handout with only F written earns exactly F's points (plus the part's policy check,
+  which scores once any code of the part runs): F's checks need no other function;
+- the reference with F returning NaN, and with F returning an extra leading dimension, loses
+  points on F's checks and on no other check.
+
+Parts are graded by separate workers, so one grade carries a part-1 function and a part-2
+function at once (halving the number of grades); the accounting is per function. The stub and
+written cases run the whole profile (smoke trainings included); the NaN and shape mutants run
+the ``quick`` profile (their smoke-check counterparts are covered by the written cases, where
+every other function is missing altogether).
+
+A hanging function (``KLD`` that never returns) costs its own checks and one timeout, and
+nothing else (``test_hanging_function_times_out_once``).
+"""
+from __future__ import annotations
+
+from itertools import zip_longest
+from pathlib import Path
+
+import pytest
+
+from autograder import config
+from autograder.registry import ALL
+from tests.support import (Edit, declared_checks, explain, grade, make_submission, mutate_output, submission_with)
+
+pytestmark = pytest.mark.slow
+
+CFG = config.load()
+DECLARED = declared_checks()
+GRADES = {cid: d["grades"] for cid, d in DECLARED.items()}
+FUNCTIONS = sorted({g for g in GRADES.values() if g != ALL})
+PART1 = [f for f in FUNCTIONS if f.startswith("part1.")]
+PART2 = [f for f in FUNCTIONS if f.startswith("part2.")]
+# One grade per pair: a part-1 function with a part-2 function (or alone once part 2's run out).
+PAIRS = [tuple(f for f in pair if f) for pair in zip_longest(PART1, PART2)]
+
+
+def _points(function_id: str) -> float:
+    return sum(CFG.checks[cid].weight for cid, g in GRADES.items() if g == function_id)
+
+
+def _lost(results: dict) -> dict[str, float]:
+    return {t["extra_data"]["check_id"]: t["max_score"] - t["score"] for t in results["tests"]
+            if t["score"] < t["max_score"] - 1e-9}
+
+
+def _only(pair: tuple[str, ...]) -> list[str]:
+    """Grade the parts of the pair only (the other part's checks are not at stake)."""
+    return [a for part in sorted({f.split(".")[0] for f in pair}) for a in ("--only", f"{part}.*")]
+
+
+def _pair_id(pair: tuple[str, ...]) -> str:
+    return "+".join(f.split(".", 2)[2] for f in pair)
+
+
+def test_every_graded_function_has_checks_and_points():
+    assert len(PART1) >= 14 and len(PART2) >= 5, FUNCTIONS
+    for f in FUNCTIONS:
+        assert _points(f) > 0, f
+    assert abs(sum(_points(f) for f in FUNCTIONS) + sum(CFG.checks[c].weight for c, g in GRADES.items() if g == ALL)
+               - sum(c.weight for c in CFG.checks.values())) < 1e-9
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=_pair_id)
+def test_a_stubbed_function_costs_exactly_its_own_points(tmp_path: Path, pair: tuple[str, ...]):
+    results = grade(submission_with(tmp_path / "sub", stubbed=pair), tmp_path / "r.json", *_only(pair))
+    lost = _lost(results)
+    for f in pair:
+        mine = {cid for cid, g in GRADES.items() if g == f}
+        assert mine <= set(lost), f"{f} stubbed: checks that still scored: {sorted(mine - set(lost))}"
+        assert abs(sum(lost[c] for c in mine) - _points(f)) < 1e-9
+    collateral = [t for t in results["tests"] if t["extra_data"]["check_id"] in lost
+                  and GRADES[t["extra_data"]["check_id"]] not in pair]
+    assert not collateral, f"{pair} stubbed: other functions' checks lost points:\n{explain(collateral)}"
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=_pair_id)
+def test_the_handout_with_one_function_written_earns_exactly_its_points(tmp_path: Path, pair: tuple[str, ...]):
+    results = grade(submission_with(tmp_path / "sub", written=pair), tmp_path / "r.json", *_only(pair))
+    scored = {t["extra_data"]["check_id"]: t for t in results["tests"] if t["score"] > 0}
+    for f in pair:
+        mine = {cid for cid, g in GRADES.items() if g == f}
+        missing = [t for t in results["tests"] if t["extra_data"]["check_id"] in mine and t["score"] < t["max_score"]]
+        assert not missing, f"only {f} written: its own checks lost points:\n{explain(missing)}"
+    parts = {f.split(".")[0] for f in pair}
+    extra = [t for cid, t in scored.items() if GRADES[cid] not in pair
+             and not (GRADES[cid] == ALL and cid.split(".")[0] in parts)]
+    assert not extra, f"only {pair} written: other functions' checks scored:\n{explain(extra)}"
+
+
+# train returns the model it trained: "NaN" is a model with NaN weights, judged only by the smoke
+# training (so its grade runs the full profile); a "wrong shape" has no meaning for it.
+RETURNS_MODEL = {"part2.utils.train"}
+OUTPUT_CASES = [(tuple(f for f in pair if how == "nan" or f not in RETURNS_MODEL), how)
+                for how in ("nan", "shape") for pair in PAIRS]
+
+
+@pytest.mark.parametrize("pair, how", OUTPUT_CASES, ids=[f"{_pair_id(p)}-{h}" for p, h in OUTPUT_CASES])
+def test_a_wrong_output_costs_only_its_own_checks(tmp_path: Path, pair: tuple[str, ...], how: str):
+    sub = make_submission(tmp_path / "sub")
+    for f in pair:
+        mutate_output(sub, f, how)
+    profile = "full" if RETURNS_MODEL & set(pair) else "quick"
+    results = grade(sub, tmp_path / "r.json", "--profile", profile, *_only(pair))
+    lost = _lost(results)
+    for f in pair:
+        assert any(GRADES[c] == f for c in lost), f"{f} returning {how}: none of its checks lost points"
+    collateral = [t for t in results["tests"] if t["extra_data"]["check_id"] in lost
+                  and GRADES[t["extra_data"]["check_id"]] not in pair]
+    assert not collateral, f"{pair} returning {how}: other functions' checks lost points:\n{explain(collateral)}"
+
+
+def test_hanging_function_times_out_once(tmp_path: Path):
+    """KLD never returns: its first check times out, its other checks fail at once saying so, and
+    every other function keeps its points (the policy probe gives each function a few seconds)."""
+    sub = make_submission(tmp_path / "sub", [Edit("part1", "utils.py", "    # BEGIN SOLUTION Q1.7\n    per_dim",
+                                                  "    # BEGIN SOLUTION Q1.7\n    while True:\n        pass\n    per_dim")])
+    results = grade(sub, tmp_path / "r.json", "--only", "part1.*")
+    lost = _lost(results)
+    kld = {cid for cid, g in GRADES.items() if g == "part1.utils.KLD"}
+    assert set(lost) == kld, f"lost: {sorted(lost)}"
+    outcomes = {t["extra_data"]["check_id"]: t for t in results["tests"]}
+    timed_out = [c for c in kld if outcomes[c]["extra_data"]["outcome"] == "timeout"]
+    assert len(timed_out) == 1, [outcomes[c]["output"][:200] for c in kld]
+    for c in kld - set(timed_out):
+        assert "is not run again" in outcomes[c]["output"], outcomes[c]["output"][:300]

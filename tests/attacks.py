@@ -217,7 +217,9 @@ for root in (_AG_ROOT, _AG_REAL_ROOT):
             errors["import " + type(exc).__name__] = 1
     _ag_sys.path.insert(0, root)
     try:
-        import solutions.part2.adversarial_attack  # noqa: F401
+        import solutions.part2.adversarial_attack as _ag_ref  # noqa: F401
+        if getattr(_ag_ref, "__file__", None) is None:  # the grader's placeholder for a missing package
+            raise ImportError("no such module (a placeholder)")
         found.append("import solutions")
     except BaseException as exc:
         errors["import solutions " + type(exc).__name__] = 1
@@ -613,6 +615,46 @@ for path in ([_ag_os.path.join(r, "autograder/checks/part1/drivers_part1_standin
 raise NotImplementedError("no stand-in to steal")
 '''
 
+# Walks the whole filesystem for any readable utils.py holding the reference's KLD (a second
+# checkout, an unpacked autograder.zip, a copy in /tmp or a home folder) and runs it.
+_FILESYSTEM_THIEF = r'''
+cache = _ag_sys.modules[__name__].__dict__.setdefault("_ag_thief_cache", {})
+if "found" in cache:  # walked once: the property checks call this many times
+    if cache["found"]:
+        ns = {}
+        with open(cache["found"][0]) as f:
+            exec(compile(f.read(), cache["found"][0], "exec"), ns)
+        return ns["KLD"](mean, log_std)
+    raise NotImplementedError("no reference copy found")
+found = []
+skip = {"/proc", "/sys", "/dev", "/usr", "/etc"}
+libraries = {"site-packages", "dist-packages", "__pycache__", "node_modules", ".git"}  # a thief skips these
+for top, dirs, files in _ag_os.walk("/", onerror=lambda e: None):
+    dirs[:] = [d for d in dirs if _ag_os.path.join(top, d) not in skip and d not in libraries]
+    if "utils.py" in files:
+        path = _ag_os.path.join(top, "utils.py")
+        try:
+            with open(path, errors="replace") as f:
+                src = f.read()
+        except OSError:
+            continue
+        if "def KLD" in src and "# BEGIN SOLUTION" in src and \
+                _ag_os.path.realpath(path) != _ag_os.path.realpath(__file__):  # not itself
+            found.append(path)
+_ag_note("walked", found=found)
+cache["found"] = found
+for path in found:
+    try:
+        ns = {}
+        with open(path) as f:
+            exec(compile(f.read(), path, "exec"), ns)
+        _ag_note("used", path=path)
+        return ns["KLD"](mean, log_std)
+    except BaseException as exc:
+        _ag_note("use failed", path=path, error=repr(exc)[:200])
+raise NotImplementedError("no reference copy found")
+'''
+
 ATTACKS: list[Attack] = [
     Attack("forge_results_import_exit", KLD, "writes forged results everywhere, then os._exit(0) at import",
            r"exit|status 0|import", at_import="_ag_track()\n_ag_forge()\n_ag_os._exit(0)", user_leg=True,
@@ -688,6 +730,11 @@ ATTACKS: list[Attack] = [
     Attack("huge_view", FGSM, "returns an expanded view of 2**31 elements (8 GB if materialised)",
            r"memory|too large|refused|limit|bytes|expected a tensor",
            body="import torch\nreturn torch.zeros(1).expand(1 << 31)", only=("2.1.1",)),
+    Attack("filesystem_thief", KLD,
+           "walks the filesystem for a readable reference copy (planted in /tmp, a home folder and beside the checkout)",
+           r"NotImplementedError|no reference copy", body=_FILESYSTEM_THIEF, checks=("planted_copies",),
+           user_leg="a worker running as the student can read what the student can (documented out of scope); "
+                    "the root leg shows the private filesystem view"),
     Attack("steal_standins", KLD_WITH_FORWARD,
            "answers KLD with the grader's stand-in: by import, by path, or kept from another function's check",
            r"NotImplementedError|not available|no stand-in", body=_STEAL_STANDINS, at_import=_STEAL_STANDINS_IMPORT,

@@ -114,7 +114,8 @@ class Leg:
         args = ["-m", "autograder", "grade", str(submission), "--results", str(results), "--quiet",
                 "--profile", "quick"] + [a for n in selection for a in ("--only", n)]
         if self.name == "root":
-            cmd, env = [sys.executable, *args], dict(os.environ)
+            # The attack's probe folder stays visible in the workers' private filesystem view.
+            cmd, env = [sys.executable, *args], dict(os.environ, AG_SANDBOX_SHARE=str(submission.parent / "probe"))
         else:
             env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(home), "LANG": "C.UTF-8",
                    "PYTHONDONTWRITEBYTECODE": "1"}
@@ -336,6 +337,20 @@ class Listener:
         self.udp.close()
 
 
+def plant_reference_copies(token: str) -> list[Path]:
+    """World-readable copies of the reference's part1/utils.py where a course machine often has one:
+    /tmp, a home folder, beside the checkout. Returns the folders to remove."""
+    folders = [Path(tempfile.gettempdir()) / f"ag-planted-{token}", Path("/home") / f"agvictim-{token[:8]}",
+               ROOT.parent / f"ag-planted-{token}"]
+    for folder in folders:
+        target = folder / "solutions" / "part1" / "utils.py"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / "solutions" / "part1" / "utils.py", target)
+        for path in [folder, *folder.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return folders
+
+
 def run_attack(attack: Attack, leg: Leg) -> None:
     target = attack.target
     base_scores = baseline_scores(leg, target)
@@ -349,8 +364,13 @@ def run_attack(attack: Attack, leg: Leg) -> None:
         keys_before = sha_files(ROOT, KEY_FILES)
         copy_before = sha_files(leg.repo, KEY_FILES) if leg.repo != ROOT else keys_before
         tracked = tracked_files() if "tree_intact" in attack.checks else []
+        planted = plant_reference_copies(ws.token) if "planted_copies" in attack.checks else []
 
-        results, wall = leg.grade(ws.submission, ws.results, attack.selection, ws.home)
+        try:
+            results, wall = leg.grade(ws.submission, ws.results, attack.selection, ws.home)
+        finally:
+            for folder in planted:
+                shutil.rmtree(folder, ignore_errors=True)
         written = ws.results.read_bytes()
         time.sleep(attack.settle_s)
         alive = survivors(ws, leg)
@@ -367,7 +387,9 @@ def run_attack(attack: Attack, leg: Leg) -> None:
         # --- the grader wrote this file: its own fields and notes, the attack's outcome explained
         assert "sandbox" in results.get("extra_data", {}), f"{attack.id}: results lack the grader's sandbox report"
         for t in results["tests"]:
-            assert t["extra_data"]["check_id"] and t["name"] and target.tag in t["tags"], t
+            # every selected check of the attacked function names it (others are selected to install stand-ins)
+            assert t["extra_data"]["check_id"] and t["name"], t
+            assert target.tag in t["tags"] or t["extra_data"].get("grades") != target.tag, t
             assert t["status"] in ("passed", "failed")
         outputs = "\n".join(t["output"] for t in results["tests"])
         assert re.search(attack.expect, outputs, re.I), (
@@ -416,6 +438,12 @@ def run_attack(attack: Attack, leg: Leg) -> None:
             if leg.name == "root":  # the staging folder is root's and read-only: the worker's imports stay intact
                 for rec in recs:
                     assert rec["here"] in rec["still_there"] and rec["stage"] in rec["still_there"], rec
+        if "planted_copies" in attack.checks:
+            walks = ws.records("walked")
+            assert walks, f"{attack.id}: the attack did not report its walk"
+            if leg.name == "root":
+                found = [p for r in walks for p in r["found"]]
+                assert found == [], f"{attack.id}: the worker found reference copies: {found}"
         if "output_cut" in attack.checks:
             flooded = [t for t in results["tests"] if "FLOOD" in t["output"]]
             assert flooded, f"{attack.id}: the student's output is not shown at all"

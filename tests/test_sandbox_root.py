@@ -41,7 +41,23 @@ def test_no_network_even_to_localhost(light_worker):
     assert os.readlink(f"/proc/{light_worker.pid}/ns/net") != os.readlink("/proc/self/ns/net")
 
 
-def test_protected_paths_are_unreadable(light_worker):
+@pytest.fixture
+def shared_fs_worker(stage):
+    """A worker without the private filesystem view (the fallback where mount namespaces are not
+    allowed): only permissions protect the grader's files."""
+    import dataclasses
+
+    from tests.sandbox_fixtures.support import LIMITS, policy
+
+    from autograder.sandbox import Worker
+
+    w = Worker(stage / "part_fake", stage, LIMITS, dataclasses.replace(policy(), private_filesystem=False), preload=())
+    yield w
+    w.close()
+
+
+def test_protected_paths_are_unreadable(shared_fs_worker):
+    light_worker = shared_fs_worker
     base = Path(tempfile.mkdtemp(prefix="ag-secret-"))
     try:
         os.chmod(base, 0o755)
@@ -78,9 +94,10 @@ def test_protect_paths_refuses_to_hide_the_interpreter():
 
 
 def test_staging_is_read_only_for_workers(light_worker, stage):
-    with pytest.raises(StudentError, match="PermissionError"):
+    # Root owns it (PermissionError); in the private view it is also mounted read-only.
+    with pytest.raises(StudentError, match="PermissionError|Read-only file system"):
         light_worker.call("utils.write_file", str(stage / "part_fake" / "utils.py"), "hacked")
-    with pytest.raises(StudentError, match="PermissionError"):
+    with pytest.raises(StudentError, match="PermissionError|Read-only file system"):
         light_worker.call("utils.write_file", str(stage / "_ag_worker" / "protocol.py"), "hacked")
     assert light_worker.call("utils.write_file", "scratch.txt", "ok") is True  # its own scratch folder
 
@@ -130,3 +147,67 @@ def test_concurrent_runs_share_the_protection(tmp_path: Path, monkeypatch):
     protect_paths([secret])
     restore_protected_paths()
     assert mode() == 0o755, "the original mode was lost after a run died without restoring"
+
+
+NEEDLE = "# BEGIN SOLUTION planted reference copy"
+
+
+def _plant(folder: Path) -> Path:
+    """A world-readable copy of a reference utils.py (what a second checkout or an unpacked zip leaves)."""
+    target = folder / "solutions" / "part1" / "utils.py"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(f"def KLD(mean, log_std):\n    {NEEDLE}\n    return 0\n")
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return target
+
+
+def test_workers_see_only_what_they_need(light_worker, shared_fs_worker):
+    """The filesystem-walking thief finds no planted reference copy: in /tmp, in a home folder,
+    beside the checkout. /home does not exist for the worker and /root shows at most the Python
+    installation; the worker still runs (its Python, the staging folder, its scratch folder)."""
+    repo = Path(__file__).resolve().parent.parent
+    places = [Path(tempfile.mkdtemp(prefix="ag-planted-")), Path("/home") / f"agvictim-{os.getpid()}",
+              repo.parent / f"ag-planted-beside-{os.getpid()}"]
+    try:
+        planted = [_plant(p) for p in places]
+        for p in places:
+            os.chmod(p, 0o755)
+        # Control: without the private view the thief finds every copy (so the test can fail).
+        roots = [str(p) for p in places]
+        assert sorted(shared_fs_worker.call("utils.find_files", "utils.py", NEEDLE, roots)) == sorted(map(str, planted))
+        assert light_worker.policy.probe()["fs"] == "private", light_worker.policy.probe()
+        assert light_worker.call("utils.find_files", "utils.py", NEEDLE) == []
+        assert light_worker.call("utils.find_files", "utils.py", NEEDLE, roots) == []
+        with pytest.raises(StudentError, match="FileNotFoundError"):
+            light_worker.call("utils.listdir", "/home")
+        import sys
+
+        python_homes = {Path(p).relative_to("/root").parts[0] for p in (sys.prefix, sys.base_prefix)
+                        if Path(p).is_relative_to("/root")}
+        if Path("/root").exists():
+            try:
+                assert set(light_worker.call("utils.listdir", "/root")) <= python_homes
+            except StudentError as exc:
+                assert exc.type_name == "FileNotFoundError"
+        try:
+            visible = set(light_worker.call("utils.listdir", str(repo)))
+        except StudentError as exc:
+            assert exc.type_name == "FileNotFoundError"
+            visible = set()
+        assert visible <= {".venv", ".venv-cpu"}, visible  # the checkout shows at most its Python
+        assert light_worker.call("utils.write_file", "scratch.txt", "ok") is True
+        assert any("workers see only" in line for line in light_worker.policy.describe())
+    finally:
+        for p in places:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def test_the_private_view_can_be_turned_off_and_says_so():
+    import dataclasses
+
+    from tests.sandbox_fixtures.support import policy
+
+    off = dataclasses.replace(policy(), private_filesystem=False)
+    assert off.probe()["fs"] == "shared"
+    assert any(line.startswith("WARNING: workers can read every world-readable file") for line in off.describe())

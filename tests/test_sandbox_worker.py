@@ -325,9 +325,10 @@ def test_without_a_namespace_the_policy_says_so(stage, monkeypatch):
 
     pol = policy()
     pol = type(pol)(mode=pol.mode, user=pol.user, network=False)
-    key = (pol.mode, pol.user, pol.network)
+    key = (pol.mode, pol.user, pol.network, pol.private_filesystem)
     monkeypatch.setitem(policy_module._probe_cache, key,
-                        {"netns": None, "network": "shared", "error": "simulated: namespaces disabled"})
+                        {"netns": None, "network": "shared", "error": "simulated: namespaces disabled",
+                         "fs": "shared", "fs_error": "simulated: namespaces disabled"})
     assert any(line.startswith("WARNING: workers have network access") and "simulated" in line
                for line in pol.describe())
     import socket

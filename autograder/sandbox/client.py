@@ -439,8 +439,12 @@ class Worker:
                 "--threads", str(self.limits.torch_threads), "--handle-base", str(self.starts * 1_000_000 + 1),
                 "--preload", ",".join(self.preload), "--max-bytes", str(self._max_bytes)]
         env = self.policy.worker_env(self._scratch, self.limits.torch_threads, self._token)
+        fs_root = self.staging_root / "_fsroot"  # an empty folder each worker's private root is built on
+        fs_root.mkdir(mode=0o755, exist_ok=True)
         cfg = self.policy.launch_config(rlimits=self.limits.rlimits(), fds=[req_r, rep_w],
-                                        cwd=self.cwd or self._scratch, argv=argv, env=env)
+                                        cwd=self.cwd or self._scratch, argv=argv, env=env, fs_root=fs_root,
+                                        read_only=[self.staging_root] + ([self.cwd] if self.cwd else []),
+                                        read_write=[self._scratch])
         ids = self.policy.ids()
         procs.register_sandbox(uid=ids[0] if ids else None, token=self._token)
         try:

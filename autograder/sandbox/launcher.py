@@ -9,6 +9,12 @@ single-threaded, stdlib-only program then, in order:
    ``unshare(CLONE_NEWUSER | CLONE_NEWNET)`` with the user mapped to itself. The new
    namespace has only a loopback device, and it is down, so nothing (not even
    127.0.0.1) is reachable;
+2b. filesystem (root only, when ``fs`` is given): ``unshare(CLONE_NEWNS)``, a fresh tmpfs as
+   the new root holding only read-only binds of the system (``/usr``, ``/etc``; ``/dev``,
+   ``/proc``, ``/sys``), the Python installation and the staging folder, the worker's
+   scratch folder read-write and an empty ``/tmp``; then ``chroot`` into it. Home folders,
+   the checkout, ``/autograder``, other runs' files and every other path do not exist for
+   the worker;
 3. sets resource limits (core dumps off, processes, open files, file size, data segment)
    and ``oom_score_adj`` 1000 (the kernel's OOM killer picks a worker, not the grader);
 4. as root: drops to the sandbox user (no supplementary groups, real = effective = saved
@@ -38,6 +44,10 @@ import sys
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+# What every worker sees of the system: shared libraries, configuration, devices, kernel views.
+SYSTEM_DIRS = (("/usr", True), ("/etc", True), ("/dev", False), ("/proc", False), ("/sys", True))
 PR_SET_NO_NEW_PRIVS = 38
 SETUP_FAILED = 121
 
@@ -85,6 +95,59 @@ def isolate_network(mode: str) -> str:
     return "userns+netns"
 
 
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = (lambda s: s.encode() if s is not None else None)
+    if _libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
+
+
+def _bind(path: str, root: str, read_only: bool, recursive: bool = False) -> None:
+    """Make ``path`` appear at the same place under ``root`` (read-only when asked; with the
+    mounts below it when ``recursive``: /dev/pts, /proc's and /sys's own)."""
+    target = root + path
+    if os.path.isdir(path):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "a").close()
+    _mount(path, target, None, MS_BIND | (MS_REC if recursive else 0))
+    if read_only:
+        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+
+
+def isolate_filesystem(fs: dict) -> str:
+    """Enter a mount namespace whose root shows only what a worker needs; returns 'private'.
+
+    ``fs``: ``root`` (an empty folder to build the new root on), ``ro`` and ``rw`` (paths bound
+    read-only / read-write at the same place; later entries may sit inside earlier ones).
+    """
+    root = os.path.realpath(fs["root"])
+    _unshare(CLONE_NEWNS)
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here leaks to the host
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=16m")
+    for name in sorted(os.listdir("/")):  # /bin -> usr/bin and friends
+        path = "/" + name
+        if os.path.islink(path) and os.readlink(path).startswith("usr/"):
+            os.symlink(os.readlink(path), root + path)
+    for path, read_only in SYSTEM_DIRS:
+        if os.path.isdir(path):
+            _bind(path, root, read_only, recursive=True)
+    covered = [p for p, _ in SYSTEM_DIRS]
+    for path in fs.get("ro", []):
+        path = os.path.realpath(path)
+        if os.path.exists(path) and not any(path == c or path.startswith(c + "/") for c in covered):
+            _bind(path, root, True)
+            covered.append(path)
+    for path in fs.get("rw", []):
+        _bind(os.path.realpath(path), root, False)
+    os.makedirs(root + "/tmp", exist_ok=True)
+    os.chmod(root + "/tmp", 0o1777)
+    os.chroot(root)
+    os.chdir("/")
+    return "private"
+
+
 def set_limits(limits: dict[str, int]) -> None:
     names = {"core": resource.RLIMIT_CORE, "nproc": resource.RLIMIT_NPROC, "nofile": resource.RLIMIT_NOFILE,
              "fsize": resource.RLIMIT_FSIZE, "data": resource.RLIMIT_DATA, "as": resource.RLIMIT_AS}
@@ -112,7 +175,7 @@ def drop_privileges(uid: int, gid: int) -> None:
 
 def setup(cfg: dict) -> dict:
     """Steps 2-5; returns a report of what was applied."""
-    report = {"network": "shared", "uid": os.getuid(), "error": None}
+    report = {"network": "shared", "uid": os.getuid(), "error": None, "fs": "shared", "fs_error": None}
 
     def network() -> None:
         try:
@@ -132,6 +195,13 @@ def setup(cfg: dict) -> dict:
     # namespace is made by the (already unprivileged) sandbox user for itself, after it.
     if cfg.get("netns") == "root":
         network()
+    if cfg.get("fs"):  # root only: mounts need CAP_SYS_ADMIN, before the privilege drop
+        try:
+            report["fs"] = isolate_filesystem(cfg["fs"])
+        except OSError as exc:
+            report["fs_error"] = f"filesystem isolation failed: {exc}"
+            if cfg.get("require_fs"):
+                _fail(report["fs_error"])
     set_limits(cfg.get("rlimits", {}))
     if cfg.get("uid") is not None:
         drop_privileges(int(cfg["uid"]), int(cfg["gid"]))

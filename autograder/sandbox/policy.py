@@ -29,6 +29,7 @@ import pwd
 import shutil
 import stat
 import subprocess
+import tempfile
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,6 +236,13 @@ def restore_protected_paths() -> None:
         update({})
 
 
+def python_paths() -> list[str]:
+    """The folders of the Python installation a worker runs (the venv and the interpreter it uses)."""
+    paths = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))]
+    return list(dict.fromkeys(os.path.realpath(p) for p in paths if p))
+
+
 @dataclass
 class SandboxPolicy:
     """How workers are isolated. Build with :meth:`detect`; the fields can be set directly in tests.
@@ -249,6 +257,12 @@ class SandboxPolicy:
     user: str = DEFAULT_USER
     network: bool = False
     require_network_isolation: bool = False
+    # Root mode: give each worker a private filesystem view (only the system, Python, the
+    # staging folder and its scratch folder; launcher.isolate_filesystem).
+    private_filesystem: bool = True
+    # Extra folders every worker sees read-write in its private view ($AG_SANDBOX_SHARE, paths
+    # separated by ':'): e.g. a test harness's channel. Never the checkout or the reference.
+    shared: tuple[str, ...] = ()
     _ids: tuple[int, int] | None = field(default=None, repr=False)
 
     @classmethod
@@ -265,6 +279,8 @@ class SandboxPolicy:
             user=str(config.get("user") or os.environ.get("AG_SANDBOX_USER") or DEFAULT_USER),
             network=bool(config.get("network", False)),
             require_network_isolation=bool(config.get("require_network_isolation", False)),
+            private_filesystem=bool(config.get("private_filesystem", True)),
+            shared=tuple(p for p in os.environ.get("AG_SANDBOX_SHARE", "").split(os.pathsep) if p),
         )
 
     @property
@@ -302,7 +318,7 @@ class SandboxPolicy:
 
     def probe(self) -> dict[str, Any]:
         """Try the isolation once in a throw-away launcher; cached. Keys: netns, network, error."""
-        key = (self.mode, self.user, self.network)
+        key = (self.mode, self.user, self.network, self.private_filesystem)
         if key in _probe_cache:
             return _probe_cache[key]
         result: dict[str, Any] = {"netns": None, "network": "shared", "error": None}
@@ -331,8 +347,24 @@ class SandboxPolicy:
             if result["netns"] is None and self.require_network_isolation:
                 raise SandboxSetupError(f"workers must run without network, but no network namespace can be "
                                         f"created here: {result['error']}")
+        result.update(self._probe_filesystem())
         _probe_cache[key] = result
         return result
+
+    def _probe_filesystem(self) -> dict[str, Any]:
+        """{"fs": "private" | "shared", "fs_error": why not}: whether a private view can be built here."""
+        if not self.is_root or not self.private_filesystem:
+            why = "not root" if not self.is_root else "private_filesystem = false in the config"
+            return {"fs": "shared", "fs_error": why}
+        with tempfile.TemporaryDirectory(prefix="ag-fsprobe-") as tmp:
+            cfg = dict(self._base_config(), fs={"root": tmp, "ro": python_paths(), "rw": []})
+            try:
+                proc = subprocess.run([sys.executable, "-s", "-B", str(LAUNCHER), "--probe", json.dumps(cfg)],
+                                      capture_output=True, text=True, timeout=30, env=self._launcher_env())
+                report = json.loads(proc.stdout.strip().splitlines()[-1])
+            except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
+                return {"fs": "shared", "fs_error": f"probe failed: {exc}"}
+        return {"fs": report.get("fs", "shared"), "fs_error": report.get("fs_error")}
 
     # ------------------------------------------------------------------ worker start
 
@@ -369,8 +401,11 @@ class SandboxPolicy:
         return path
 
     def launch_config(self, *, rlimits: dict[str, int], fds: list[int], cwd: Path,
-                      argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-        """The JSON document ``launcher.py`` receives."""
+                      argv: list[str], env: dict[str, str], fs_root: Path | None = None,
+                      read_only: list[Path] = (), read_write: list[Path] = ()) -> dict[str, Any]:
+        """The JSON document ``launcher.py`` receives. With ``fs_root`` (an empty folder) and a
+        private filesystem possible here, the worker sees only the system, Python, ``read_only``
+        and ``read_write`` (see ``launcher.isolate_filesystem``)."""
         cfg = self._base_config()
         cfg["rlimits"] = dict(cfg["rlimits"], **rlimits)
         if not self.is_root and "nproc" in cfg["rlimits"]:
@@ -380,6 +415,9 @@ class SandboxPolicy:
             cfg["rlimits"]["nproc"] += count_threads(os.getuid())
         cfg.update(netns=self.network_mode(), require_netns=self.network_mode() is not None,
                    fds=fds, cwd=str(cwd), argv=argv, env=env)
+        if fs_root is not None and self.probe().get("fs") == "private":
+            cfg.update(fs={"root": str(fs_root), "ro": python_paths() + [str(p) for p in read_only],
+                           "rw": [str(p) for p in read_write] + list(self.shared)}, require_fs=True)
         return cfg
 
     def launcher_argv(self, cfg: dict[str, Any]) -> list[str]:
@@ -409,6 +447,14 @@ class SandboxPolicy:
         if self.is_root:
             shown = ", ".join(str(p) for p in _protected) or "nothing yet"
             lines.append(f"unreadable for workers: {shown}")
+        if probe.get("fs") == "private":
+            lines.append("workers see only the system (/usr, /etc, /dev, /proc, /sys), Python, the staging folder "
+                         "and their own scratch folder; /tmp is empty and private, home folders and the checkout "
+                         "do not exist for them")
+        else:
+            lines.append(f"WARNING: workers can read every world-readable file on this machine (no private "
+                         f"filesystem view: {probe.get('fs_error') or 'not supported'}); only the paths above are "
+                         "hidden")
         lines.append("student code runs only in worker processes; they return plain data (no pickle); "
                      "each call has a time and memory limit")
         return lines

@@ -267,3 +267,28 @@ def grow_later(mb, delay):
 
 def huge_bytes():
     return len(bytearray(100 << 30))  # 100 GB: refused at once by RLIMIT_DATA
+
+
+def find_files(name, needle, roots=("/",), skip=("/proc", "/sys", "/dev", "/usr")):
+    """A filesystem-walking thief: every readable file called ``name`` under ``roots`` that contains ``needle``."""
+    import os
+
+    found = []
+    for root in roots:
+        for top, dirs, files in os.walk(root, onerror=lambda e: None):
+            dirs[:] = [d for d in dirs if os.path.join(top, d) not in skip]
+            if name in files:
+                path = os.path.join(top, name)
+                try:
+                    with open(path, errors="replace") as f:
+                        if needle in f.read():
+                            found.append(path)
+                except OSError:
+                    pass
+    return found
+
+
+def listdir(path):
+    import os
+
+    return sorted(os.listdir(path))

@@ -337,6 +337,15 @@ class Listener:
         self.udp.close()
 
 
+def root_found_nothing(ws: "Workspace", attack: Attack, leg: Leg, kind: str, what: str) -> None:
+    """The attack reported its ``kind`` records; as root, none of them lists anything ``found``."""
+    recs = ws.records(kind)
+    assert recs, f"{attack.id}: the attack did not report its {kind!r} records"
+    if leg.name == "root":
+        found = [f for r in recs for f in r["found"]]
+        assert found == [], f"{attack.id}: {what}: {found}"
+
+
 def plant_reference_copies(token: str) -> list[Path]:
     """World-readable copies of the reference's part1/utils.py where a course machine often has one:
     /tmp, a home folder, beside the checkout. Returns the folders to remove."""
@@ -411,13 +420,9 @@ def run_attack(attack: Attack, leg: Leg) -> None:
             assert not pwned.exists(), f"{attack.id}: code planted by the submission ran ({pwned} exists)"
             assert not any(p.exists() for p in site_pth), f"{attack.id}: a .pth file was planted in site-packages"
         if "nothing_read" in attack.checks:
-            recs = ws.records("read")
-            assert recs, f"{attack.id}: the attack did not report what it read"
-            if leg.name == "root":
-                found = [f for r in recs for f in r["found"]]
-                assert found == [], f"{attack.id}: the worker read secrets: {found}"
             # user leg: the worker runs as the grading user and can read the grader's files (out of
             # scope); the score assertion above is what holds: reading gains nothing by itself.
+            root_found_nothing(ws, attack, leg, "read", "the worker read secrets")
         if "nothing_written" in attack.checks:
             recs = ws.records("write")
             assert recs, f"{attack.id}: the attack did not report what it wrote"
@@ -439,11 +444,7 @@ def run_attack(attack: Attack, leg: Leg) -> None:
                 for rec in recs:
                     assert rec["here"] in rec["still_there"] and rec["stage"] in rec["still_there"], rec
         if "planted_copies" in attack.checks:
-            walks = ws.records("walked")
-            assert walks, f"{attack.id}: the attack did not report its walk"
-            if leg.name == "root":
-                found = [p for r in walks for p in r["found"]]
-                assert found == [], f"{attack.id}: the worker found reference copies: {found}"
+            root_found_nothing(ws, attack, leg, "walked", "the worker found reference copies")
         if "output_cut" in attack.checks:
             flooded = [t for t in results["tests"] if "FLOOD" in t["output"]]
             assert flooded, f"{attack.id}: the student's output is not shown at all"

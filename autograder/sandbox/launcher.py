@@ -41,6 +41,7 @@ import json
 import os
 import resource
 import sys
+from typing import Any
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -177,13 +178,17 @@ def setup(cfg: dict) -> dict:
     """Steps 2-5; returns a report of what was applied."""
     report = {"network": "shared", "uid": os.getuid(), "error": None, "fs": "shared", "fs_error": None}
 
-    def network() -> None:
+    def apply(what: str, step: Any, key: str, error_key: str, required: str) -> None:
+        """Run one isolation step; record how, or why not (fatal when the config requires it)."""
         try:
-            report["network"] = isolate_network(cfg["netns"])
+            report[key] = step()
         except OSError as exc:
-            report["error"] = f"network isolation failed: {exc}"
-            if cfg.get("require_netns"):
-                _fail(report["error"])
+            report[error_key] = f"{what} isolation failed: {exc}"
+            if cfg.get(required):
+                _fail(report[error_key])
+
+    def network() -> None:
+        apply("network", lambda: isolate_network(cfg["netns"]), "network", "error", "require_netns")
 
     # If the machine runs out of memory anyway, the kernel's OOM killer takes a worker,
     # never the grader (which then reports the death and writes its results).
@@ -196,12 +201,7 @@ def setup(cfg: dict) -> dict:
     if cfg.get("netns") == "root":
         network()
     if cfg.get("fs"):  # root only: mounts need CAP_SYS_ADMIN, before the privilege drop
-        try:
-            report["fs"] = isolate_filesystem(cfg["fs"])
-        except OSError as exc:
-            report["fs_error"] = f"filesystem isolation failed: {exc}"
-            if cfg.get("require_fs"):
-                _fail(report["fs_error"])
+        apply("filesystem", lambda: isolate_filesystem(cfg["fs"]), "fs", "fs_error", "require_fs")
     set_limits(cfg.get("rlimits", {}))
     if cfg.get("uid") is not None:
         drop_privileges(int(cfg["uid"]), int(cfg["gid"]))

@@ -243,25 +243,25 @@ def _ag_mutated(value, how):
 
 def mutate_output(dest: Path, function_id: str, how: str) -> Path:
     """Make ``function_id`` of the submission in ``dest`` return NaN (``how="nan"``; a returned model
-    gets NaN weights) or a wrong shape (``"shape"``: two stacked copies): a wrapper appended to its file(s)."""
+    gets NaN weights) or a wrong shape (``"shape"``: two stacked copies): a wrapper appended to its file(s).
+    Several functions of one file can be mutated (each wrapper has its own names)."""
     part, files, qualname = function_files(function_id)
     owner, _, method = qualname.rpartition(".")
+    safe = qualname.replace(".", "_")
     for fname in files:
         path = dest / part / fname
-        text = path.read_text(encoding="utf-8") + MUTATE_HELPER
-        if owner:  # a method
-            target = f"{owner}.{method}"
-            text += (f"\n_ag_inner = {target}\n\n"
-                     f"def _ag_wrapper(*args, **kwargs):\n    return _ag_mutated(_ag_inner(*args, **kwargs), {how!r})\n\n"
-                     f"{target} = _ag_wrapper\n")
-        elif f"class {qualname}(" in text or f"class {qualname}:" in text:  # a class: its forward
-            text += (f"\n_ag_inner = {qualname}.forward\n\n"
-                     f"def _ag_forward(self, *args, **kwargs):\n"
-                     f"    return _ag_mutated(_ag_inner(self, *args, **kwargs), {how!r})\n\n"
-                     f"{qualname}.forward = _ag_forward\n")
+        text = path.read_text(encoding="utf-8")
+        if "def _ag_mutated(" not in text:
+            text += MUTATE_HELPER
+        if owner or f"class {qualname}(" in text or f"class {qualname}:" in text:  # a method, or a class's forward
+            target = qualname if owner else f"{qualname}.forward"
+            text += (f"\n_ag_inner_{safe} = {target}\n\n"
+                     f"def _ag_wrapper_{safe}(*args, **kwargs):\n"
+                     f"    return _ag_mutated(_ag_inner_{safe}(*args, **kwargs), {how!r})\n\n"
+                     f"{target} = _ag_wrapper_{safe}\n")
         else:
-            text += (f"\n_ag_inner_{qualname} = {qualname}\n\n"
+            text += (f"\n_ag_inner_{safe} = {qualname}\n\n"
                      f"def {qualname}(*args, **kwargs):\n"
-                     f"    return _ag_mutated(_ag_inner_{qualname}(*args, **kwargs), {how!r})\n")
+                     f"    return _ag_mutated(_ag_inner_{safe}(*args, **kwargs), {how!r})\n")
         path.write_text(text, encoding="utf-8")
     return dest

@@ -111,17 +111,25 @@ def test_chi_square_accepts_the_softmax_and_rejects_the_argmax():
 
 
 def test_static_scan_finds_torch_distributions():
-    from autograder.checks.part1.test_distributions import static_findings
+    from autograder.checks.part1.test_distributions import function_id, static_uses
 
     src = ("import torch\nimport torch.distributions as D\nfrom torch.distributions import Normal\n"
            "from torch import distributions\nx = torch.distributions.Normal(0, 1)\n"
            "import importlib\nm = importlib.import_module('torch.distributions')\n"
-           "self_distributions = object()\n'''torch.distributions is not allowed'''\n")
-    found = static_findings(src, "utils.py")
-    assert sum(", line 5:" in f for f in found) == 1
-    assert len(found) == 5, found
-    assert static_findings("import torch as th\ny = th.distributions.Normal(0, 1)\n", "utils.py")
-    assert not static_findings("class A:\n    distributions = 1\nA().distributions\n", "utils.py")
+           "self_distributions = object()\n'''torch.distributions is not allowed'''\n"
+           "def visualize_manifold(decoder):\n    return torch.distributions.Normal(0, 1).icdf(0.5)\n")
+    found = static_uses(src, "utils.py")
+    assert sum(u.line == 5 for u in found) == 1
+    assert len(found) == 6, found
+    inside = [u for u in found if u.function != "<module>"]
+    assert [(u.function, u.name, u.line) for u in inside] == [("visualize_manifold", "Normal", 11)]
+    assert function_id("part1", "utils.py", "visualize_manifold", {}) == "part1.utils.visualize_manifold"
+    assert function_id("part1", "train_pl.py", "VAE.forward", {"train": ("train_torch", "train_pl")}) == \
+        "part1.train.VAE.forward"
+    assert function_id("part1", "cnn_encoder_decoder.py", "CNNEncoder.forward", {}) == \
+        "part1.cnn_encoder_decoder.CNNEncoder"
+    assert static_uses("import torch as th\ny = th.distributions.Normal(0, 1)\n", "utils.py")
+    assert not static_uses("class A:\n    distributions = 1\nA().distributions\n", "utils.py")
 
 
 # ---------------------------------------------------------------------------- real grades (slow)
@@ -171,13 +179,19 @@ def test_smoke_trainings_pass_on_the_reference(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_smoke_training_fails_with_kl_sign_flipped(tmp_path: Path):
+def test_smoke_training_fails_with_a_broken_forward_not_a_broken_kld(tmp_path: Path):
+    """The smoke training grades VAE.forward: L_rec averaged over the pixels fails it; a KLD with its
+    sign flipped does not (the grader's KLD stands in; KLD's own checks catch it)."""
     from tests.support import Edit
 
-    edit = Edit("part1", "utils.py", "return 0.5 * per_dim.sum(dim=-1)", "return -0.5 * per_dim.sum(dim=-1)")
-    results = grade(make_submission(tmp_path / "sub", [edit]), tmp_path / "r.json", "--only", "part1.vae.smoke.*")
+    forward = Edit("part1", "train_torch.py", 'reduction="none").flatten(1).sum(dim=1)', 'reduction="none").flatten(1).mean(dim=1)')
+    kld = Edit("part1", "utils.py", "return 0.5 * per_dim.sum(dim=-1)", "return -0.5 * per_dim.sum(dim=-1)")
+    results = grade(make_submission(tmp_path / "sub", [forward]), tmp_path / "r.json", "--only", "part1.vae.smoke.*")
     t = by_id(results)["part1.vae.smoke.bpd"]
     assert t["score"] == 0 and "test bpd" in t["output"], t["output"]
+    results = grade(make_submission(tmp_path / "sub2", [kld]), tmp_path / "r2.json", "--only", "part1.vae.smoke.*")
+    t = by_id(results)["part1.vae.smoke.bpd"]
+    assert t["score"] == t["max_score"] and "utils.KLD" in t["output"], t["output"]
 
 
 @pytest.mark.slow
@@ -207,5 +221,9 @@ def test_torch_distributions_is_reported_statically_and_at_run_time(tmp_path: Pa
                     "--only", "part1.no_torch_distributions")
     t = by_id(results)["part1.no_torch_distributions"]
     assert t["score"] == 0
-    assert "torch.distributions.Normal created in utils.py" in t["output"], t["output"]
+    assert "(in sample_reparameterize): torch.distributions.Normal(...) created at run time" in t["output"], t["output"]
+    # tagged with the functions that hold a forbidden use: the sampler, and every function of the
+    # file that imports it at its top
+    assert "part1.utils.sample_reparameterize" in t["tags"] and "part1.estimators.log_mean_exp" in t["tags"], t["tags"]
+    assert "part1.utils.KLD" not in t["tags"], t["tags"]
     assert "estimators.py, line" in t["output"], t["output"]

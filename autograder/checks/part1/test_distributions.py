@@ -147,9 +147,13 @@ def test_no_torch_distributions(part1, cfg, partial_credit):
             bad.append((fid, use))
     if bad:
         lines = list(dict.fromkeys(f"{u.file}, line {u.line} (in {u.function}): {u.text}" for _, u in bad))
-        functions = tuple(dict.fromkeys(fid for fid, _ in bad if not fid.endswith(".<module>")))
-        partial_credit.tags = functions or tuple(f for f in PART1_FUNCTIONS
-                                                 if any(f.startswith(fid[:-len("<module>")]) for fid, _ in bad))
+        # Tagged with the functions that contain a forbidden use; a use at a file's top level
+        # concerns every graded function of that file.
+        tagged: list[str] = []
+        for fid, _ in bad:
+            tagged += [f for f in PART1_FUNCTIONS if f.startswith(fid[:-len("<module>")])] \
+                if fid.endswith(".<module>") else [fid]
+        partial_credit.tags = tuple(dict.fromkeys(tagged))
         exceptions = "; ".join(f"{k.split('.', 2)[-1]} may use {', '.join(v)}" for k, v in allow.items())
         fail("torch.distributions is not allowed in this assignment (write the densities and samplers with plain "
              "tensor operations, e.g. torch.randn, torch.multinomial, log-densities by formula"

@@ -256,8 +256,8 @@ def grid_tiles(grid: Tensor, grid_size: int) -> list[Tensor]:
     if not isinstance(grid, Tensor) or not grid.is_floating_point():
         return []
     if grid.dim() == 3 and grid.shape[0] in (1, 3):
-        if grid.shape[0] == 3 and not bool(torch.allclose(grid[0], grid[1], atol=1e-6) and
-                                           torch.allclose(grid[0], grid[2], atol=1e-6)):
+        if grid.shape[0] == 3 and not bool(torch.allclose(grid[0], grid[1], atol=1e-6, equal_nan=True) and
+                                           torch.allclose(grid[0], grid[2], atol=1e-6, equal_nan=True)):
             return []
         plane = grid[0]
     elif grid.dim() == 2:

@@ -151,8 +151,8 @@ def test_pgd_detached(part2, ref2):
     r = part2.driver(f"{DRV}.pgd_probe", handle, x, y, 0.1, 0.025, 3)
     _result(r, call, x.shape)
     if r["grad_fn"] is not None:
-        fail(f"{call}: the result has grad_fn {r['grad_fn']}; expected no autograd history (return "
-             "perturbed.detach()), so that the attack's graph does not leak into training")
+        fail(f"{call}: the result has grad_fn {r['grad_fn']}; expected a detached result without autograd history "
+             "(return perturbed.detach()), so that the attack's graph does not leak into training")
     if r["dtype"] != "torch.float32":
         fail(f"{call}: the result has dtype {r['dtype']}; expected float32 like the data")
     if r["data_changed"]:

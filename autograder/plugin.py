@@ -171,7 +171,9 @@ class GradingPlugin:
             keep.append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
-        keep.sort(key=lambda item: self.state.tier(item.stash[_GRADES]))  # stable: file order within a tier
+        # One part after the other (a part's worker is closed after its last check: one worker's
+        # memory at a time), and within a part tier by tier; stable: file order within a tier.
+        keep.sort(key=lambda item: (item.stash[_SPEC].id.split(".")[0], self.state.tier(item.stash[_GRADES])))
         items[:] = keep
         self.state.selected = [i.stash[_SPEC].id for i in keep]
 

@@ -63,7 +63,7 @@ class RunState:
     # Called when a check starts (its spec and the function it grades) and just before its
     # outcome is built (notes for its output, e.g. which stand-ins replaced other functions).
     on_start: Callable[[CheckSpec, str], None] = lambda spec, grades: None
-    check_notes: Callable[[bool], list[str]] = lambda passed: []
+    check_notes: Callable[[], list[str]] = lambda: []
     # Graded functions the submission left as the handout has them: their checks score 0 at once.
     untouched: set[str] = field(default_factory=set)
     # Run order: a check's tier is that of the function it grades (0: calls no graded function);
@@ -237,7 +237,7 @@ class GradingPlugin:
             if partial.notes:
                 message = "\n".join([*partial.notes, message])
         try:
-            notes = self.state.check_notes(status == "passed")
+            notes = self.state.check_notes()
         except Exception:  # noqa: BLE001 - a note must never cost the check its outcome
             notes = []
         if notes and status not in ("not_run", "skipped"):

@@ -206,8 +206,8 @@ def grade(
             for s in sessions.values():
                 s.begin_check(spec.number, graded)
 
-        def check_notes(passed: bool) -> list[str]:
-            return [note for s in sessions.values() for note in s.check_notes(passed)]
+        def check_notes() -> list[str]:
+            return [note for s in sessions.values() for note in s.check_notes()]
 
         def student_output() -> str:
             return "\n".join(s.output() for s in sessions.values() if s.used)

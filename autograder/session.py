@@ -94,9 +94,10 @@ class PartSession:
                          seed=None, timeout=timeout)
         self._installed = (self.worker.pid, *want)
 
-    def check_notes(self, passed: bool) -> list[str]:
+    def check_notes(self) -> list[str]:
         """Notes for the running check's output (never starts a worker): which stand-ins its calls
-        used, and (when it did not pass) which imported packages are missing here."""
+        used. Also collects the packages the student's files import that are missing here (the
+        run's summary lists them once)."""
         if not self.used or self.fatal is not None or not self.worker.alive:
             return []
         from .sandbox import WorkerFailure

@@ -48,8 +48,8 @@ class PartSpec:
     # For flat uploads: a graded file whose name exists in several parts is
     # assigned to the part whose marker names it defines.
     markers: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # Worker-side driver module whose STANDINS replace, during a check, the graded
-    # functions that check does not grade ('' = none): one mistake, one deduction.
+    # The grader's stand-ins (a module in the part's checks folder; '' = none): while a check
+    # grades a function, the graded functions it calls (``depends``) are these.
     standins: str = ""
     # One function id for a definition that may live in one of several files:
     # {"train": ("train_torch", "train_pl")} makes part1.train.VAE.forward either file's VAE.forward.

@@ -8,9 +8,10 @@ A check is a pytest test function in ``autograder/checks/`` decorated like::
     def test_kld_reference(part1): ...
 
 One mistake, one deduction: a check grades exactly one function. While it runs, the
-part's worker replaces every *other* graded function that has a stand-in (the exact maths
-of its docstring, ``drivers_partN_standins.py``) by that stand-in, so a bug or a missing
-function elsewhere is charged only to its own checks. ``@grades(ALL)`` marks a check that
+part's worker replaces the graded functions that function calls (``depends`` in
+grading.toml) by the grader's stand-ins (the exact maths of their docstrings,
+``drivers_partN_standins.py``), so a bug or a missing function elsewhere is charged only
+to its own checks. ``@grades(ALL)`` marks a check that
 must run the student's own code everywhere (the forbidden-API policy).
 
 ``weight``/``number``/``visibility`` are deliberately *not* arguments here: they

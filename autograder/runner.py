@@ -157,7 +157,7 @@ def grade(
         if not done:
             lines.append("Grading is still running or was stopped early; the checks below without a result were not run.")
         lines += ["", "Files:"] + [f"  {l}" for l in found.summary_lines()]
-        missing = {k: v for s in locals_sessions() for k, v in s.missing_packages.items()}
+        missing = {k: v for s in session_holder.get("sessions", {}).values() for k, v in s.missing_packages.items()}
         if missing:
             lines += ["", "Packages your files import that are not installed where they are graded (each import was "
                           "replaced by a placeholder; only code that uses it fails):"]
@@ -166,9 +166,6 @@ def grade(
         if st and st.collection_errors:
             lines.append("Some checks could not be loaded (a grader problem, not yours); they score 0 and the staff can see why.")
         return "\n".join(lines)
-
-    def locals_sessions() -> list[PartSession]:
-        return list(session_holder.get("sessions", {}).values())
 
     def write(done: bool) -> dict[str, Any]:
         st = state_holder["state"]
@@ -184,18 +181,17 @@ def grade(
         return res
 
     try:
-        # Stand-in modules are not staged: the grader sends a check just the stand-ins it needs.
-        stand_in_files = {cfg.checks_dir / part / f"{spec.standins}.py" for part, spec in cfg.parts.items() if spec.standins}
-        staged = make_staging(_overlay(cfg, found, workdir / "overlay"), workdir / "stage",
-                              drivers=sorted(p for p in cfg.checks_dir.rglob("drivers_*.py") if p not in stand_in_files))
         standins = {part: StandIns(part, cfg.checks_dir / part / f"{spec.standins}.py" if spec.standins else None,
                                    spec.depends) for part, spec in cfg.parts.items()}
+        # Stand-in modules are not staged: the grader sends a check just the stand-ins it needs.
+        stand_in_files = {s.file for s in standins.values() if s.file is not None}
+        staged = make_staging(_overlay(cfg, found, workdir / "overlay"), workdir / "stage",
+                              drivers=sorted(p for p in cfg.checks_dir.rglob("drivers_*.py") if p not in stand_in_files))
         sessions = {
             part: PartSession(part, Worker(staged / part, staged, limits, policy), found, clock, limits.call_timeout_s,
                               standins=standins[part], part_dir=str(staged / part))
             for part in cfg.parts
         }
-
         session_holder["sessions"] = sessions
 
         def tier(graded: str) -> int:

@@ -4,6 +4,11 @@
 by what is left of the running check's time budget, so a slow submission loses
 that check, not the run. It also remembers whether a graded file was missing or
 unusable, so a failure can say *why* the handout's ``NotImplementedError`` came up.
+
+One mistake, one deduction: before a check's first call the session has the worker install
+the grader's stand-ins for the graded functions the check's function calls
+(``autograder.standins``), and a function that hung in one check fails at once in every
+later check instead of waiting its timeout again.
 """
 from __future__ import annotations
 

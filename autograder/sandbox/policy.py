@@ -325,18 +325,9 @@ class SandboxPolicy:
         if not self.network:
             errors = []
             for recipe in (["root", "user"] if self.is_root else ["user"]):
-                cfg = dict(self._base_config(), netns=recipe)
-                try:
-                    proc = subprocess.run([sys.executable, "-s", "-B", str(LAUNCHER), "--probe", json.dumps(cfg)],
-                                          capture_output=True, text=True, timeout=30, env=self._launcher_env())
-                except (subprocess.SubprocessError, OSError) as exc:
-                    errors.append(f"{recipe}: {exc}")
-                    continue
-                try:
-                    report = json.loads(proc.stdout.strip().splitlines()[-1])
-                except (ValueError, IndexError):
-                    tail = (proc.stderr or "").strip().splitlines()
-                    errors.append(f"{recipe}: {tail[-1] if tail else f'exit status {proc.returncode}'}")
+                report, error = self._launcher_probe(dict(self._base_config(), netns=recipe))
+                if report is None:
+                    errors.append(f"{recipe}: {error}")
                     continue
                 if report.get("network") != "shared":
                     result = {"netns": recipe, "network": report["network"], "error": None}
@@ -357,14 +348,23 @@ class SandboxPolicy:
             why = "not root" if not self.is_root else "private_filesystem = false in the config"
             return {"fs": "shared", "fs_error": why}
         with tempfile.TemporaryDirectory(prefix="ag-fsprobe-") as tmp:
-            cfg = dict(self._base_config(), fs={"root": tmp, "ro": python_paths(), "rw": []})
-            try:
-                proc = subprocess.run([sys.executable, "-s", "-B", str(LAUNCHER), "--probe", json.dumps(cfg)],
-                                      capture_output=True, text=True, timeout=30, env=self._launcher_env())
-                report = json.loads(proc.stdout.strip().splitlines()[-1])
-            except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
-                return {"fs": "shared", "fs_error": f"probe failed: {exc}"}
+            report, error = self._launcher_probe(dict(self._base_config(), fs={"root": tmp, "ro": python_paths(), "rw": []}))
+        if report is None:
+            return {"fs": "shared", "fs_error": f"probe failed: {error}"}
         return {"fs": report.get("fs", "shared"), "fs_error": report.get("fs_error")}
+
+    def _launcher_probe(self, cfg: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """Run ``launcher.py --probe`` with ``cfg``: (its report, '') or (None, why it gave none)."""
+        try:
+            proc = subprocess.run([sys.executable, "-s", "-B", str(LAUNCHER), "--probe", json.dumps(cfg)],
+                                  capture_output=True, text=True, timeout=30, env=self._launcher_env())
+        except (subprocess.SubprocessError, OSError) as exc:
+            return None, str(exc)
+        try:
+            return json.loads(proc.stdout.strip().splitlines()[-1]), ""
+        except (ValueError, IndexError):
+            tail = (proc.stderr or "").strip().splitlines()
+            return None, tail[-1] if tail else f"exit status {proc.returncode}"
 
     # ------------------------------------------------------------------ worker start
 

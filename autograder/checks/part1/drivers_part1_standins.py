@@ -1,7 +1,7 @@
 """Stand-ins for part 1's graded functions (worker side): one mistake, one deduction.
 
-While a check grades one function, the worker replaces every *other* graded function
-listed in :data:`STANDINS` by the stand-in here (``drivers_common.use_standins``), so a
+While a check grades one function, the worker replaces the graded functions it calls
+(``depends`` in grading.toml) by the stand-ins here (``drivers_common.use_standins``), so a
 ``VAE.forward`` check never pays for a missing ``KLD``, a wrong ``elbo_to_bpd`` or an
 unfinished ``CNNEncoder``. The function stand-ins compute exactly what their docstrings in
 the handout state (the maths is given there; these add nothing a student does not have).

@@ -331,13 +331,6 @@ def traced_forward(model: nn.Module, imgs: torch.Tensor, backward: bool = True) 
     return report
 
 
-def student_bpd(elbo: torch.Tensor, img_shape: list[int]) -> Any:
-    """The student's ``utils.elbo_to_bpd(elbo, imgs.shape)`` (with a torch.Size, as the trainers call it)."""
-    import utils
-
-    return utils.elbo_to_bpd(elbo, torch.Size(img_shape))
-
-
 def traced_forward_fixed(model: nn.Module, imgs: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> dict[str, Any]:
     """``model(imgs)`` with the encoder's output replaced by the given ``(mean, log_std)``;
     returns the latents the decoder received (to test the sampling of z)."""

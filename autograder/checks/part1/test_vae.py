@@ -16,7 +16,6 @@ import torch
 from autograder.checks.part1 import mistakes
 from autograder.checks.part1 import vae_support as vs
 from autograder.registry import check, fail, tags
-from autograder.sandbox import StudentError
 
 FORWARD = "part1.train.VAE.forward"
 SAMPLE = "part1.train.VAE.sample"
@@ -63,28 +62,6 @@ def _encoder_outputs(r: dict, call: str) -> tuple[torch.Tensor, torch.Tensor]:
     return out[0], out[1]
 
 
-def _kld_of_student(part1, mean: torch.Tensor, log_std: torch.Tensor):
-    """The student's own utils.KLD on the recorded encoder outputs ([B]), or None if it fails."""
-    try:
-        kl = part1.call("utils.KLD", mean, log_std)
-    except StudentError:
-        return None
-    if isinstance(kl, torch.Tensor) and tuple(kl.shape) == (mean.shape[0],) and kl.is_floating_point() \
-            and bool(torch.isfinite(kl).all()):
-        return kl.double()
-    return None
-
-
-def _bpd_of_student(part1, elbo: torch.Tensor, shape: list[int]):
-    try:
-        out = part1.driver(f"{DRV}.student_bpd", elbo.float(), shape)
-    except StudentError:
-        return None
-    if isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(elbo.shape) and out.is_floating_point():
-        return out.double()
-    return None
-
-
 def _diagnose_bpd(bpd: float, rec_i: torch.Tensor, kl_i: torch.Tensor, shape: list[int]) -> str | None:
     """A known elbo_to_bpd mistake (as used by forward), else a known forward mistake, matching ``bpd``."""
     elbo = rec_i + kl_i
@@ -106,10 +83,9 @@ def test_forward_losses(part1, partial_credit):
 
     - ``L_rec`` = batch mean of the per-image sum of the categorical cross-entropy of the
       recorded logits (grader's log-softmax in float64);
-    - ``L_reg`` = batch mean of the student's own ``utils.KLD`` on the recorded
-      (mean, log_std) -- or of the KL formula, if the student's KLD is broken but forward
-      computes it right: a KLD bug is charged to KLD's checks, not to forward;
-    - ``bpd`` = batch mean of ``elbo_to_bpd(L_rec_i + L_reg_i)`` (student's or formula);
+    - ``L_reg`` = batch mean of the KL formula on the recorded (mean, log_std) (forward's
+      ``KLD`` is the grader's stand-in here: a KLD bug is charged to KLD's checks, not to forward);
+    - ``bpd`` = batch mean of ``elbo_to_bpd(L_rec_i + L_reg_i)`` (the formula; the stand-in's);
     - the bpd is differentiable: back-propagating it reaches the encoder and the decoder.
 
     Tolerance: relative 1e-4 (absolute 1e-3 on L_rec ~ 2000 nats, 1e-4 on L_reg and bpd).
@@ -131,24 +107,17 @@ def test_forward_losses(part1, partial_credit):
              f"summed over the 784 pixels of each image and averaged over the batch",
              mistakes.diagnose(f"{FORWARD}:L_rec", torch.tensor(L_rec), logits.double(), imgs))
 
-    kl_ref = vs.kld_per_image(mean, log_std)
-    kl_student = _kld_of_student(part1, mean, log_std)
-    kls = [kl for kl in (kl_student, kl_ref) if kl is not None]
-    kl_used = next((kl for kl in kls if vs.close(L_reg, float(kl.mean()), 1e-4, 1e-4)), None)
-    if kl_used is None:
-        fail(f"{call}: L_reg = {L_reg:.6g}; expected {float(kls[0].mean()):.6g}, the batch mean of KLD(mean, log_std) "
+    kl_i = vs.kld_per_image(mean, log_std)
+    if not vs.close(L_reg, float(kl_i.mean()), 1e-4, 1e-4):
+        fail(f"{call}: L_reg = {L_reg:.6g}; expected {float(kl_i.mean()):.6g}, the batch mean of KLD(mean, log_std) "
              f"of the encoder's outputs",
-             mistakes.diagnose(f"{FORWARD}:L_reg", torch.tensor(L_reg), kls[0], mean.double(), log_std.double()))
+             mistakes.diagnose(f"{FORWARD}:L_reg", torch.tensor(L_reg), kl_i, mean.double(), log_std.double()))
 
-    elbo = rec_i + kl_used
-    wants = [float(vs.bpd_per_image(elbo).mean())]
-    student = _bpd_of_student(part1, elbo, list(imgs.shape))
-    if student is not None:
-        wants.append(float(student.mean()))
-    if not any(vs.close(bpd, w, 1e-4, 1e-4) for w in wants):
-        fail(f"{call}: bpd = {bpd:.6g}; expected {wants[0]:.6g}, the batch mean of elbo_to_bpd(L_rec_i + L_reg_i) "
-             f"(here L_rec = {want_rec:.6g}, L_reg = {float(kl_used.mean()):.6g} nats)",
-             mistakes.diagnose(f"{FORWARD}:bpd", torch.tensor(bpd), rec_i, kl_used, list(imgs.shape)))
+    want_bpd = float(vs.bpd_per_image(rec_i + kl_i).mean())
+    if not vs.close(bpd, want_bpd, 1e-4, 1e-4):
+        fail(f"{call}: bpd = {bpd:.6g}; expected {want_bpd:.6g}, the batch mean of elbo_to_bpd(L_rec_i + L_reg_i) "
+             f"(here L_rec = {want_rec:.6g}, L_reg = {float(kl_i.mean()):.6g} nats)",
+             mistakes.diagnose(f"{FORWARD}:bpd", torch.tensor(bpd), rec_i, kl_i, list(imgs.shape)))
 
     if not r["requires_grad"][2]:
         fail(f"{call}: the returned bpd does not require grad, so training cannot back-propagate through it",

@@ -1,7 +1,7 @@
 """Stand-ins for part 2's graded functions (worker side): one mistake, one deduction.
 
-While a check grades one function, the worker replaces the other graded functions listed in
-:data:`STANDINS` by these (``drivers_common.use_standins``): a ``pgd_attack`` that calls the
+While a check grades one function, the worker replaces the graded functions it calls
+(``depends`` in grading.toml) by these (``drivers_common.use_standins``): a ``pgd_attack`` that calls the
 student's ``fgsm_attack``, or the PGD branch of ``train`` in the smoke training, then never
 pays for a bug in the function it calls. Each computes what the handout's docstring states.
 A stand-in runs only while it is installed (``drivers_common.standin``).

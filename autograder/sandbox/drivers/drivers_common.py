@@ -66,11 +66,11 @@ def call_with_grads(target: str, *inputs: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- stand-ins
-# One mistake, one deduction: while a check grades one function, the other graded functions
-# of the part are replaced by stand-ins (``drivers_partN_standins.STANDINS``: key
-# ``"module.name"`` -> the docstring's exact maths), so e.g. a missing KLD does not cost the
-# checks of VAE.forward. A function that hung earlier in the run is replaced everywhere by a
-# raiser, so it costs its own checks once and a bounded time.
+# One mistake, one deduction: while a check grades one function, the graded functions it calls
+# are replaced by the grader's stand-ins (the grader sends their source: key ``"module.name"``
+# -> the docstring's exact maths), so e.g. a missing KLD does not cost the checks of
+# VAE.forward. A function that hung earlier in the run is replaced by a raiser wherever it has
+# no stand-in, so it costs its own checks once and a bounded time.
 #
 # Every name bound to a replaced object in a module of the part folder (``from utils import *``
 # in a trainer, ``import utils``, aliases) is swapped, and swapped back when the set changes.
@@ -127,7 +127,6 @@ def _hung_raiser(key: str, message: str) -> Any:
         raise FunctionHung(message)
 
     hung.__name__ = key.rsplit(".", 1)[-1]
-    hung._ag_hung = True  # type: ignore[attr-defined]
     return hung
 
 
@@ -240,11 +239,12 @@ def use_standins(source: str | None, part_dir: str, hung: dict[str, str] | None 
     for mod_name in {k.rpartition(".")[0] for k in table}:
         if mod_name in sys.modules:
             _patch_definitions(sys.modules[mod_name])
+    # Other bindings of the originals (from utils import *, aliases); the originals stay
+    # referenced in _STANDIN_STATE, so their ids cannot be reused meanwhile.
     swap = {id(o): table[k] for k, o in _STANDIN_STATE["originals"].items()}
-    originals = list(_STANDIN_STATE["originals"].values())
     for mod in _part_modules(part_dir):
         for name, value in list(vars(mod).items()):
-            if id(value) in swap and any(value is o for o in originals):
+            if id(value) in swap:
                 setattr(mod, name, swap[id(value)])
     _STANDIN_STATE["signature"] = signature
     return sorted(table)

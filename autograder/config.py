@@ -57,6 +57,9 @@ class PartSpec:
     # Graded function -> the graded functions it calls ("train.VAE.forward" -> ("utils.KLD", ...)):
     # they get stand-ins while it is graded, and their own checks run first.
     depends: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # A driver ("drivers_part2.configure") run with the part's conventions in the grading process
+    # and once in each new worker, before anything else: both compute in the same conventions.
+    setup: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ def load(path: Path | str | None = None, profile: str | None = None, edition: st
         aliases = {str(k): tuple(v) for k, v in table.get("aliases", {}).items()}
         depends = {str(k): tuple(v) for k, v in table.get("depends", {}).items()}
         parts[name] = PartSpec(name, tuple(_require(table, "graded_files", f"parts.{name}")), markers,
-                               str(table.get("standins", "")), aliases, depends)
+                               str(table.get("standins", "")), aliases, depends, str(table.get("setup", "")))
     questions = {str(k): str(v.get("title", "")) for k, v in raw.get("questions", {}).items()}
     checks = {}
     for cid, table in raw.get("checks", {}).items():

@@ -65,7 +65,7 @@ class RunState:
     on_start: Callable[[CheckSpec, str], None] = lambda spec, grades: None
     check_notes: Callable[[], list[str]] = lambda: []
     # Graded functions the submission left as the handout has them: their checks score 0 at once.
-    untouched: set[str] = field(default_factory=set)
+    untouched: dict[str, str] = field(default_factory=dict)  # function id -> why
     # Run order: a check's tier is that of the function it grades (0: calls no graded function);
     # lower tiers first, so a function's own checks end before its stand-in reaches the worker.
     tier: Callable[[str], int] = lambda graded: 0
@@ -196,7 +196,7 @@ class GradingPlugin:
         self.state.on_start(spec, graded)
         if graded in self.state.untouched:
             name = graded.split(".", 2)[-1]
-            raise CheckFailed(f"{name} is not implemented yet: it is still the handout's version, so this check "
+            raise CheckFailed(f"{name} is not implemented yet: {self.state.untouched[graded]}, so this check "
                               "does not run")
 
     # -- fixtures provided to checks -------------------------------------

@@ -23,9 +23,11 @@ def run(cfg: Config, console: Console) -> bool:
 
     # The grading process's thread count: the baseline must be what a grade would compute.
     set_torch_threads(int(cfg.grader.get("threads", 1)))
+    reference.setup_parts(cfg)  # the edition's input space and training recipe
     start = time.monotonic()
     try:
-        path, values = smoke.prepare(lambda m: reference.load(cfg.reference_dir, "part2", m), cfg.threshold)
+        path, values = smoke.prepare(lambda m: reference.load(cfg.reference_dir, "part2", m), cfg.threshold,
+                                     cfg.conventions.get("part2", {}))
     except Exception as exc:  # e.g. FashionMNIST missing: say so; grades will compute it themselves
         console.line(f"prepare: the part 2 smoke baseline could not be computed: {type(exc).__name__}: {exc}")
         return False

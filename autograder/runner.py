@@ -189,8 +189,9 @@ def grade(
                               drivers=sorted(p for p in cfg.checks_dir.rglob("drivers_*.py") if p not in stand_in_files))
         sessions = {
             part: PartSession(part, Worker(staged / part, staged, limits, policy), found, clock, limits.call_timeout_s,
-                              standins=standins[part], part_dir=str(staged / part))
-            for part in cfg.parts
+                              standins=standins[part], part_dir=str(staged / part),
+                              setup=((spec.setup, cfg.conventions.get(part, {})) if spec.setup else None))
+            for part, spec in cfg.parts.items()
         }
         session_holder["sessions"] = sessions
 

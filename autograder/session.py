@@ -59,6 +59,9 @@ class PartSession:
     _installed: tuple | None = field(default=None)  # (worker pid, stand-in keys, hung) last sent
     # Packages the student's files import that are not installed here: name -> importing file.
     missing_packages: dict[str, str] = field(default_factory=dict)
+    # (driver, conventions) each new worker runs first (``[parts.N] setup``); None: nothing.
+    setup: tuple[str, Any] | None = None
+    _set_up: int | None = field(default=None)  # pid of the worker that ran it
 
     def begin_check(self, number: str, graded: str) -> None:
         """The runner calls this when a check starts: which function it grades."""
@@ -86,6 +89,13 @@ class PartSession:
         if key is None or self.standins is None:
             return []
         return [k for k in self.standins.calls(key) if k in self.standins.available()]
+
+    def _ensure_setup(self, timeout: float) -> None:
+        if self.setup is None or (self._set_up == self.worker.pid and self.worker.alive):
+            return
+        driver, conventions = self.setup
+        self.worker.call("@" + driver, conventions, seed=None, timeout=timeout)
+        self._set_up = self.worker.pid
 
     def _ensure_standins(self, timeout: float) -> None:
         keys = self._standin_keys()
@@ -149,6 +159,7 @@ class PartSession:
         # the run's memory peak is the two processes' transients at once (~80 us a call).
         release_free_memory()
         try:
+            self._ensure_setup(self._timeout())
             self._ensure_standins(self._timeout())
             return fn(*args, **kwargs)
         except WorkerTimeout as exc:

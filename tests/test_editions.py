@@ -2,11 +2,17 @@
 
 - the configuration overlay: an edition replaces data (graded files, aliases, conventions,
   the profile), unknown editions are refused with the list of known ones;
-- ``uva2024`` (the UvA DL1 2024 template, part 1): a submission written here in a template
-  student's style (``tests/template_style/uva2024``: Lightning ``train_pl.py`` importing the
-  template's ``mnist`` module, ``Normal(0, 1).icdf`` in ``visualize_manifold`` as the template
-  hints, make_grid with its own padding) gets full marks; the same code graded as this
-  project's own handout loses only the policy point, charged to ``visualize_manifold``;
+- ``uva2024`` (the UvA DL1 2024 template): a submission written here in a template student's
+  style (``tests/template_style/uva2024``: Lightning ``train_pl.py`` importing the template's
+  ``mnist`` module, ``Normal(0, 1).icdf`` in ``visualize_manifold`` as the template hints,
+  make_grid with its own padding; part 2 on normalised CIFAR-shaped images with
+  ``denormalize``, the batch-1 ``test_attack`` loop and the template's SGD ``train``) gets full
+  marks; the same part 1 graded as this project's own handout loses only the policy point,
+  charged to ``visualize_manifold``;
+- part 2 in the template's style: every clamping convention and other correct way of writing a
+  function (tests/mutants_uva2024.py VARIANTS) keeps full marks; each realistic bug (MUTANTS)
+  costs points on its own function's checks, names the mistake, and costs nothing elsewhere;
+  the untouched template scores 0 with one clear line per check;
 - a forbidden use elsewhere is still caught in the edition, and tagged with its function.
 """
 from __future__ import annotations
@@ -17,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from autograder import config
-from tests.support import ROOT, by_id, explain, grade, lost
+from tests import mutants_uva2024 as U
+from tests.support import ROOT, by_id, explain, grade, lost, make_submission
 
 TEMPLATE = ROOT / "tests" / "template_style" / "uva2024"
 POLICY = "part1.no_torch_distributions"
@@ -46,9 +53,75 @@ def test_an_edition_overlays_data_and_unknown_ones_are_refused():
 def test_template_style_submission_gets_full_marks_in_its_edition(tmp_path: Path):
     results = grade(_template(tmp_path / "sub"), tmp_path / "r.json", "--edition", "uva2024")
     got = by_id(results)
-    assert {c.split(".")[0] for c in got} == {"part1"} and len(got) >= 25, sorted(got)
+    assert {c.split(".")[0] for c in got} == {"part1", "part2"} and len(got) >= 44, sorted(got)
     assert not lost(results), explain(lost(results))
     assert "train_pl.py" in got["part1.vae.forward.losses"]["output"], "the Lightning trainer must be the one graded"
+    assert "part2.adversarial_attack.test_attack.batches" not in got  # the template's loop has batch size 1
+
+
+PART2_QUICK = ("--edition", "uva2024", "--profile", "quick", "--only", "2.*")
+# Variants that edit different lines go together: one grade each group.
+VARIANT_GROUPS = [
+    ["fgsm_clamp_normalised_unit", "pgd_clamp_normalised_unit", "pgd_leaf_requires_grad", "test_attack_cross_entropy",
+     "fgsm_loss_autograd_grad"],
+    ["fgsm_no_clamp", "pgd_no_clamp"],
+    ["fgsm_clamp_valid_bounds"],
+]
+# One bug per function in a group: one mistake, one deduction keeps them apart.
+MUTANT_GROUPS = [
+    ["fgsm_sign_reversed", "loss_weights_swapped", "pgd_no_projection", "ta_misclassified_attacked",
+     "train_adversarial_only"],
+    ["fgsm_eps_halved", "loss_clean_only", "pgd_one_step", "train_clean_only"],
+    ["fgsm_grad_not_sign", "pgd_sign_reversed"],
+]
+
+
+def _by_name(items: list, names: list[str]) -> list:
+    found = {i.id: i for i in items}
+    return [found[n] for n in names]
+
+
+def test_every_template_variant_and_mutant_is_in_a_group():
+    assert sorted(n for g in VARIANT_GROUPS for n in g) == sorted(v.id for v in U.VARIANTS)
+    assert sorted(n for g in MUTANT_GROUPS for n in g) == sorted(m.id for m in U.MUTANTS)
+    for group in MUTANT_GROUPS:
+        functions = [m.function for m in _by_name(U.MUTANTS, group)]
+        assert len(set(functions)) == len(functions), group
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", VARIANT_GROUPS, ids=["+".join(g)[:60] for g in VARIANT_GROUPS])
+def test_template_style_part2_variants_keep_full_marks(tmp_path: Path, group: list[str]):
+    edits = [e for v in _by_name(U.VARIANTS, group) for e in v.edits]
+    sub = make_submission(tmp_path / "sub", edits, base=U.TEMPLATE, parts=("part2",))
+    results = grade(sub, tmp_path / "r.json", *PART2_QUICK)
+    assert len(by_id(results)) >= 15 and not lost(results), explain(lost(results))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", MUTANT_GROUPS, ids=["+".join(g)[:60] for g in MUTANT_GROUPS])
+def test_template_style_part2_bugs_cost_only_their_function(tmp_path: Path, group: list[str]):
+    mutants = _by_name(U.MUTANTS, group)
+    sub = make_submission(tmp_path / "sub", [e for m in mutants for e in m.edits], base=U.TEMPLATE, parts=("part2",))
+    results = grade(sub, tmp_path / "r.json", *PART2_QUICK)
+    failing = lost(results)
+    charged = {t["extra_data"]["grades"] for t in failing}
+    assert charged == {m.function for m in mutants}, explain(failing)
+    for m in mutants:
+        own = [t for t in failing if t["extra_data"]["grades"] == m.function]
+        assert any(m.mistake.lower() in t["output"].lower() for t in own), (m.id, explain(own))
+
+
+@pytest.mark.slow
+def test_the_untouched_template_scores_zero_with_one_line_per_check(tmp_path: Path):
+    sub = make_submission(tmp_path / "sub", U.UNTOUCHED, base=U.TEMPLATE, parts=("part2",))
+    results = grade(sub, tmp_path / "r.json", "--edition", "uva2024", "--only", "2.*")
+    tests = results["tests"]
+    assert len(tests) >= 18 and all(t["score"] == 0 for t in tests), explain([t for t in tests if t["score"]])
+    for t in tests:
+        first = t["output"].strip().splitlines()[0]
+        assert "NotImplementedError" in first or "not implemented yet" in first, first
+        assert "Traceback" not in t["output"] and "grader error" not in t["output"].lower(), t["output"][:800]
 
 
 @pytest.mark.slow

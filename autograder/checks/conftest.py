@@ -34,6 +34,13 @@ def cfg() -> Any:
     return current_context().cfg
 
 
+@pytest.fixture(scope="session", autouse=True)
+def part_setup(cfg: Any) -> None:
+    """Each part's setup driver (``[parts.N] setup``) runs here too, with the part's conventions:
+    the grader computes its expectations in the conventions the workers use."""
+    reference.setup_parts(cfg)
+
+
 @pytest.fixture(scope="session")
 def threshold(cfg: Any) -> Callable[[str], Any]:
     return cfg.threshold

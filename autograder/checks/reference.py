@@ -37,3 +37,13 @@ def drop_caches(module: ModuleType) -> None:
     for value in vars(module).values():
         if callable(getattr(value, "cache_clear", None)) and hasattr(value, "cache_info"):
             value.cache_clear()
+
+
+def setup_parts(cfg: object) -> None:
+    """Run each part's setup driver (``[parts.N] setup``) in this process with the part's
+    conventions, as every worker does first: the grader then computes in the same conventions."""
+    for part in cfg.parts.values():  # type: ignore[attr-defined]
+        if part.setup:
+            module, function = part.setup.rsplit(".", 1)
+            driver = importlib.import_module(f"autograder.checks.{part.name}.{module}")
+            getattr(driver, function)(cfg.conventions.get(part.name, {}))  # type: ignore[attr-defined]

@@ -31,11 +31,149 @@ import torch.nn as nn
 
 ALPHA, EPSILON, NUM_ITER = "alpha", "epsilon", "num_iter"  # the keys of globals.py (instructor-owned)
 FGSM, PGD, STANDARD = "fgsm", "pgd", "standard"
+CLAMPS = ("none", "valid", "unit")
+
+
+# ----------------------------------------------------------------------------- the input space
+class InputSpace:
+    """How the edition's images reach the graded functions (``[conventions.part2]`` in grading.toml).
+
+    The grader's data are FashionMNIST pixels ``[B, 1, 28, 28]`` in [0, 1]. An edition may hand
+    the student's functions other images: ``channels`` x ``size`` x ``size`` (zero-padded around
+    the centre, the grey channel repeated) and normalised per channel, ``(pixel - mean) / std``
+    (the UvA template's CIFAR-10 convention); empty ``mean``/``std`` keep raw pixels (this
+    project's handout: the models normalise inside). The grader's SmallNet reads such inputs
+    through :meth:`adapt` (denormalise, centre crop, mean over channels), so a student's code
+    written for CIFAR-10 runs unchanged and its gradients are meaningful.
+
+    ``valid_range`` lists the accepted ways to keep an attack's images valid: ``"none"`` (no
+    clamp), ``"valid"`` (clamp to the valid pixel range, in the input's units), ``"unit"``
+    (clamp the values themselves to [0, 1], as template students often write in normalised
+    space). Both processes build the same space from the same plain dict (:func:`configure`).
+    """
+
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        spec = dict(spec or {})
+        self.channels = int(spec.get("channels", 1))
+        self.size = int(spec.get("size", 28))
+        self.mean = [float(v) for v in spec.get("mean", [])]
+        self.std = [float(v) for v in spec.get("std", [])]
+        self.valid_range = tuple(spec.get("valid_range", ("none", "valid")))
+        if self.size < 28 or (self.size - 28) % 2:
+            raise ValueError(f"input size {self.size}: expected 28 or more, 28 + an even number")
+        if self.normalised and not (len(self.mean) == len(self.std) == self.channels and min(self.std) > 0):
+            raise ValueError(f"input mean {self.mean} / std {self.std}: expected {self.channels} values each, std > 0")
+        unknown = set(self.valid_range) - set(CLAMPS)
+        if unknown or not self.valid_range:
+            raise ValueError(f"valid_range {list(self.valid_range)}: expected some of {list(CLAMPS)}")
+
+    @property
+    def normalised(self) -> bool:
+        return bool(self.mean)
+
+    def spec(self) -> dict[str, Any]:
+        return {"channels": self.channels, "size": self.size, "mean": list(self.mean), "std": list(self.std),
+                "valid_range": list(self.valid_range)}
+
+    def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, self.channels, 1, 1)
+        return (torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(shape),
+                torch.tensor(self.std, dtype=like.dtype, device=like.device).view(shape))
+
+    def from_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, 28, 28]`` pixels in [0, 1] -> the graded functions' images ``[B, C, S, S]``."""
+        if self.size > 28:
+            p = (self.size - 28) // 2
+            x = nn.functional.pad(x, (p, p, p, p))
+        if self.channels != x.shape[1]:
+            x = x.expand(-1, self.channels, -1, -1)
+        return self.normalise(x.contiguous())
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel values (any shape ``[B, C, ...]``) -> the input's units."""
+        if not self.normalised:
+            return x
+        mean, std = self._stats(x)
+        return (x - mean.view(1, -1, *([1] * (x.dim() - 2)))) / std.view(1, -1, *([1] * (x.dim() - 2)))
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The input's units -> pixel values (the template's ``denormalize``)."""
+        if not self.normalised:
+            return x
+        mean, std = self._stats(x)
+        view = (1, -1, *([1] * (x.dim() - 2)))
+        return x * std.view(view) + mean.view(view)
+
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """The graded functions' images -> ``[B, 1, 28, 28]`` pixels: what the grader's SmallNet reads."""
+        x = self.denormalise(x)
+        if self.size > 28:
+            p = (self.size - 28) // 2
+            x = x[..., p:p + 28, p:p + 28]
+        return x.mean(1, keepdim=True) if x.shape[1] != 1 else x
+
+    def bounds(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The valid pixel range [0, 1] in the input's units, broadcastable to ``like``."""
+        lo, hi = torch.zeros((), dtype=like.dtype), torch.ones((), dtype=like.dtype)
+        if not self.normalised or like.dim() < 2 or like.shape[1] != self.channels:
+            return lo, hi
+        mean, std = self._stats(like)
+        view = (1, -1, *([1] * (like.dim() - 2)))
+        return ((0 - mean) / std).view(view), ((1 - mean) / std).view(view)
+
+    def clamp(self, x: torch.Tensor, form: str = "valid") -> torch.Tensor:
+        """``x`` kept valid the ``form`` way (one of :data:`CLAMPS`)."""
+        if form == "none":
+            return x
+        if form == "unit" or not self.normalised:
+            return x.clamp(0.0, 1.0)
+        lo, hi = self.bounds(x)
+        return torch.maximum(torch.minimum(x, hi.to(x.dtype)), lo.to(x.dtype))
+
+    def epsilon(self, pixels: float) -> float:
+        """An attack budget of ``pixels`` (pixel units) in the input's units (divided by the mean std)."""
+        if not self.normalised:
+            return float(pixels)
+        return float(f"{pixels * len(self.std) / sum(self.std):.3g}")
+
+    def adapt(self, model: nn.Module) -> nn.Module:
+        """``model`` (reading ``[B, 1, 28, 28]`` pixels) made to read this space's images.
+
+        The class is swapped for a subclass whose ``forward`` maps the input first, so the
+        parameters keep their names (a state dict moves between both forms unchanged).
+        """
+        if self.channels == 1 and self.size == 28 and not self.normalised:
+            return model
+        base = type(model)
+        space = self
+
+        def forward(self: nn.Module, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            return base.forward(self, space.to_pixels(x), *args, **kwargs)
+
+        model.__class__ = type(base.__name__, (base,), {"forward": forward, "__module__": base.__module__})
+        return model
+
+
+_SPACE = InputSpace()
+
+
+def configure(conventions: dict[str, Any] | None) -> None:
+    """Set this process's input space from the part's conventions (both processes call it)."""
+    global _SPACE
+    conventions = conventions or {}
+    _SPACE = InputSpace({"channels": conventions.get("input_channels", 1), "size": conventions.get("input_size", 28),
+                         "mean": conventions.get("input_mean", []), "std": conventions.get("input_std", []),
+                         "valid_range": conventions.get("valid_range", ["none", "valid"])})
+
+
+def space() -> InputSpace:
+    return _SPACE
 
 
 # ----------------------------------------------------------------------------- stand-ins
 def pattern_perturb(x: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """``clamp(x + epsilon * cos(7 x + 0.4 h + 0.4 w), 0, 1)``: fixed, elementwise in value and position.
+    """``x + epsilon * cos(7 x + 0.4 h + 0.4 w)`` clamped to the valid range: fixed, elementwise in
+    value and position.
 
     Independent of the batch it is applied to (each image gets the same perturbation
     wherever it sits in a batch), detached, same shape and dtype as ``x``.
@@ -44,7 +182,7 @@ def pattern_perturb(x: torch.Tensor, epsilon: float) -> torch.Tensor:
     h = torch.arange(x.shape[-2], dtype=torch.float32, device=x.device).view(-1, 1)
     w = torch.arange(x.shape[-1], dtype=torch.float32, device=x.device).view(1, -1)
     phase = (0.4 * h + 0.4 * w).to(x.dtype)
-    return (x + float(epsilon) * torch.cos(7.0 * x + phase)).clamp(0.0, 1.0)
+    return _SPACE.clamp(x + float(epsilon) * torch.cos(7.0 * x + phase))
 
 
 def rms_gradient_step(image: torch.Tensor, data_grad: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -119,7 +257,7 @@ def make_model(state: dict[str, torch.Tensor]) -> nn.Module:
 
     model = models.SmallNet()
     model.load_state_dict(state)
-    return model.eval()
+    return _SPACE.adapt(model).eval()
 
 
 def make_linear(channels: int, height: int, width: int, seed: int, classes: int = 10) -> nn.Module:
@@ -287,7 +425,7 @@ def train_probe(state: dict[str, torch.Tensor], images: torch.Tensor, labels: to
     import models
 
     aa, utils = _aa(), _utils()
-    model = watched = models.SmallNet()
+    model = watched = _SPACE.adapt(models.SmallNet())
     model.load_state_dict(state)
     names = {id(p): n for n, p in model.named_parameters()}
     forwards: list[int] = []
@@ -361,26 +499,48 @@ def train_probe(state: dict[str, torch.Tensor], images: torch.Tensor, labels: to
 # ----------------------------------------------------------------------------- smoke trainings
 def smoke_loaders(images_u8: torch.Tensor, labels: torch.Tensor, valid_u8: torch.Tensor, valid_labels: torch.Tensor,
                   batch_size: int, seed: int) -> tuple[Any, Any]:
-    """The smoke trainings' loaders: uint8 images scaled to [0, 1]; training order shuffled from ``seed``.
-
-    The grader builds its standard-training baseline with this same function.
+    """The smoke trainings' loaders: uint8 pixels made the input space's images batch by batch
+    (the whole set as 3 x 32 x 32 floats would hold 4x more memory); training order shuffled
+    from ``seed``. The grader builds its standard-training baseline with this same function.
     """
-    x = images_u8.float().div(255.0)
-    xv = valid_u8.float().div(255.0)
+    def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.stack([b[0] for b in batch]).float().div_(255.0)
+        return _SPACE.from_pixels(images), torch.stack([b[1] for b in batch])
+
     generator = torch.Generator().manual_seed(seed)
-    trainloader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, labels), batch_size=batch_size,
-                                              shuffle=True, generator=generator)
-    validloader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xv, valid_labels), batch_size=500,
-                                              shuffle=False)
+    trainloader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images_u8, labels), batch_size=batch_size,
+                                              shuffle=True, generator=generator, collate_fn=collate)
+    validloader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(valid_u8, valid_labels), batch_size=500,
+                                              shuffle=False, collate_fn=collate)
     return trainloader, validloader
 
 
+def make_optimizer(params: list[torch.nn.Parameter], recipe: dict[str, Any] | None) -> tuple[Any, Any]:
+    """(optimizer, scheduler or None) of a training recipe (``[conventions.part2] train_recipe``):
+    ``{"optimizer": "adam" | "sgd", "lr", "momentum", "step_size", "gamma"}``; default Adam 1e-3."""
+    recipe = dict(recipe or {})
+    name = str(recipe.get("optimizer", "adam")).lower()
+    lr = float(recipe.get("lr", 1e-3))
+    if name == "sgd":
+        optimizer = torch.optim.SGD(params, lr=lr, momentum=float(recipe.get("momentum", 0.0)))
+    elif name == "adam":
+        optimizer = torch.optim.Adam(params, lr=lr)
+    else:
+        raise ValueError(f"unknown optimizer {name!r} in the training recipe: expected 'adam' or 'sgd'")
+    scheduler = None
+    if recipe.get("step_size"):
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(recipe["step_size"]),
+                                                    gamma=float(recipe.get("gamma", 0.1)))
+    return optimizer, scheduler
+
+
 def harness_train(model: nn.Module, trainloader: Any, validloader: Any, num_epochs: int, defense_strategy: str,
-                  defense_args: dict[str, Any]) -> nn.Module:
+                  defense_args: dict[str, Any], recipe: dict[str, Any] | None = None) -> nn.Module:
     """The training loop of the handout's ``train`` for STANDARD and FGSM (instructor code, given in
-    the handout): Adam (lr 1e-3), ``fgsm_loss`` from ``adversarial_attack`` for FGSM, the weights
-    of the best validation epoch kept. The FGSM smoke training grades ``fgsm_loss`` with it, so a
-    bug in the student's ``train`` is charged to ``train``'s own checks."""
+    the handout): the edition's recipe (default Adam, lr 1e-3; the UvA template's SGD with
+    momentum and StepLR), ``fgsm_loss`` from ``adversarial_attack`` for FGSM, the weights of the
+    best validation epoch kept. The FGSM smoke training grades ``fgsm_loss`` with it, so a bug in
+    the student's ``train`` is charged to ``train``'s own checks."""
     import copy
 
     if defense_strategy not in (STANDARD, FGSM):
@@ -388,7 +548,7 @@ def harness_train(model: nn.Module, trainloader: Any, validloader: Any, num_epoc
     params = list(model.parameters())
     dev = params[0].device if params else torch.device("cpu")
     criterion = nn.CrossEntropyLoss()
-    optimizer = torch.optim.Adam(params, lr=1e-3)
+    optimizer, scheduler = make_optimizer(params, recipe)
     best, best_acc = copy.deepcopy(model.state_dict()), -1.0
     for _ in range(num_epochs):
         model.train()
@@ -402,6 +562,8 @@ def harness_train(model: nn.Module, trainloader: Any, validloader: Any, num_epoc
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         model.eval()
         correct, seen = 0, 0
         with torch.no_grad():
@@ -417,23 +579,27 @@ def harness_train(model: nn.Module, trainloader: Any, validloader: Any, num_epoc
 
 def smoke_train(init_state: dict[str, torch.Tensor], images_u8: torch.Tensor, labels: torch.Tensor,
                 valid_u8: torch.Tensor, valid_labels: torch.Tensor, strategy: str, defense_args: dict[str, Any],
-                batch_size: int, num_epochs: int, seed: int, loop: str = "student") -> dict[str, Any]:
+                batch_size: int, num_epochs: int, seed: int, loop: str = "student",
+                recipe: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train SmallNet (from ``init_state``) with the student's ``train`` (``loop="student"``) or the
     handout's loop (``"harness"``, see :func:`harness_train`) and ``strategy``; return its weights.
 
-    Images arrive as uint8 ``[N, 1, 28, 28]`` and are scaled to [0, 1] here. The training
+    Images arrive as uint8 ``[N, 1, 28, 28]`` and become the input space's images here. The training
     loader shuffles with a generator seeded by ``seed``; the GPU is used when present.
     """
     import models
 
     dev = device()
-    model = models.SmallNet()
+    model = _SPACE.adapt(models.SmallNet())
     model.load_state_dict(init_state)
     model.to(dev)
     trainloader, validloader = smoke_loaders(images_u8, labels, valid_u8, valid_labels, batch_size, seed)
-    train = harness_train if loop == "harness" else _utils().train
-    returned = train(model, trainloader, validloader, num_epochs=num_epochs, defense_strategy=strategy,
-                     defense_args=dict(defense_args))
+    if loop == "harness":
+        returned = harness_train(model, trainloader, validloader, num_epochs=num_epochs, defense_strategy=strategy,
+                                 defense_args=dict(defense_args), recipe=recipe)
+    else:
+        returned = _utils().train(model, trainloader, validloader, num_epochs=num_epochs, defense_strategy=strategy,
+                                  defense_args=dict(defense_args))
     trained = returned[0] if isinstance(returned, (tuple, list)) else returned
     if not isinstance(trained, nn.Module):
         trained = model  # the loop trains in place; a missing return value is not what this check grades

@@ -20,8 +20,10 @@ ALPHA, EPSILON, NUM_ITER = "alpha", "epsilon", "num_iter"  # the keys of globals
 
 @standin("adversarial_attack.fgsm_attack")
 def fgsm_attack(image: torch.Tensor, data_grad: torch.Tensor, epsilon: float = 0.25) -> torch.Tensor:
-    """``clamp(image + epsilon * sign(data_grad), 0, 1)``."""
-    return (image + epsilon * data_grad.sign()).clamp(0.0, 1.0)
+    """``image + epsilon * sign(data_grad)`` clamped to the valid range (of the edition's input space)."""
+    import drivers_part2
+
+    return drivers_part2.space().clamp(image + epsilon * data_grad.sign())
 
 
 @standin("adversarial_attack.fgsm_loss")
@@ -43,7 +45,10 @@ def fgsm_loss(model: nn.Module, criterion: nn.Module, inputs: torch.Tensor, labe
 @standin("adversarial_attack.pgd_attack")
 def pgd_attack(model: nn.Module, data: torch.Tensor, target: torch.Tensor, criterion: nn.Module,
                args: dict[str, Any]) -> torch.Tensor:
-    """``num_iter`` sign steps of size ``alpha``, each projected onto the epsilon-ball and [0, 1]; detached."""
+    """``num_iter`` sign steps of size ``alpha``, each projected onto the epsilon-ball and the valid range; detached."""
+    import drivers_part2
+
+    valid = drivers_part2.space().clamp
     original = data.detach()
     x = original.clone()
     for _ in range(int(args[NUM_ITER])):
@@ -51,7 +56,7 @@ def pgd_attack(model: nn.Module, data: torch.Tensor, target: torch.Tensor, crite
         (grad,) = torch.autograd.grad(criterion(model(x), target), x)
         with torch.no_grad():
             x = x + args[ALPHA] * grad.sign()
-            x = (original + (x - original).clamp(-args[EPSILON], args[EPSILON])).clamp(0.0, 1.0)
+            x = valid(original + (x - original).clamp(-args[EPSILON], args[EPSILON]))
     return x.detach()
 
 

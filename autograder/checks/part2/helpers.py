@@ -20,6 +20,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from autograder.checks import reference
+from autograder.checks.part2 import drivers_part2
 from autograder.registry import fail
 
 ASSET = Path(__file__).resolve().parent / "assets" / "smallnet_fashionmnist.pt"
@@ -39,11 +40,31 @@ def grader_state() -> dict[str, Tensor]:
     return {k: v.clone() for k, v in _asset().items()}
 
 
+def space() -> drivers_part2.InputSpace:
+    """The edition's input space (``[conventions.part2]``; set by the part's setup driver)."""
+    return drivers_part2.space()
+
+
 def grader_model(models: ModuleType, state: dict[str, Tensor] | None = None) -> nn.Module:
-    """The instructor's SmallNet with ``state`` (default: the pretrained asset), eval mode."""
+    """The instructor's SmallNet with ``state`` (default: the pretrained asset), eval mode,
+    reading the input space's images."""
     model = models.SmallNet()
     model.load_state_dict(grader_state() if state is None else state)
-    return model.eval()
+    return space().adapt(model).eval()
+
+
+def images_text(split: str = "test") -> str:
+    """How messages name the grader's images ("FashionMNIST test images", and how they were shaped)."""
+    s = space()
+    if s.channels == 1 and s.size == 28 and not s.normalised:
+        return f"FashionMNIST {split} images"
+    how = "normalised with the template's mean and std" if s.normalised else "in [0, 1]"
+    return f"FashionMNIST {split} images as {s.channels}x{s.size}x{s.size} inputs {how} (a CIFAR-10 stand-in)"
+
+
+def inputs(pixels_u8: Tensor) -> Tensor:
+    """uint8 pixels ``[N, 1, 28, 28]`` -> the input space's float images."""
+    return space().from_pixels(pixels_u8.float().div(255.0))
 
 
 @lru_cache(maxsize=2)
@@ -54,13 +75,14 @@ def _test_uint8(data: ModuleType) -> tuple[Tensor, Tensor]:
 
 
 def test_images(data: ModuleType, start: int, count: int) -> tuple[Tensor, Tensor]:
-    """FashionMNIST test images ``start .. start + count - 1``: float [count, 1, 28, 28] in [0, 1], long labels.
+    """FashionMNIST test images ``start .. start + count - 1`` as the input space's images
+    (default: float [count, 1, 28, 28] in [0, 1]), long labels.
 
     The split is kept as uint8 (8 MB) and only the requested images are made float: the
     whole split as float would be 31 MB more in this process for its whole life.
     """
     images, labels = _test_uint8(data)
-    return images[start:start + count].float().div_(255.0), labels[start:start + count].clone()
+    return inputs(images[start:start + count]), labels[start:start + count].clone()
 
 
 @lru_cache(maxsize=4)
@@ -73,6 +95,19 @@ def split_head(data: ModuleType, split: str, n: int) -> tuple[Tensor, Tensor]:
     images, labels = data.load_split_uint8(DATASET, split, limit=n)
     reference.drop_caches(data)
     return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+# ----------------------------------------------------------------------------- correct attacks
+def fgsm(x: Tensor, g: Tensor, eps: float) -> Tensor:
+    """FGSM as the handout states it, kept in the valid range of the input space."""
+    return space().clamp(x.detach() + eps * g.sign()).detach()
+
+
+def pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, num_iter: int) -> Tensor:
+    """PGD without random start, each iterate projected and kept in the valid range of the input space."""
+    from autograder.checks.part2 import mistakes
+
+    return mistakes.pgd_variant(model, x, y, eps, alpha, num_iter, clamp="valid")
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -173,6 +208,34 @@ def as_float(value: Any, call: str) -> float:
     if not math.isfinite(got):
         fail(f"{call} returned {got}; expected a finite number")
     return got
+
+
+def clamp_forms(t: Tensor) -> list[Tensor]:
+    """``t`` kept valid in each accepted way of the input space (``valid_range``), unclamped first."""
+    s = space()
+    return [t] + [s.clamp(t, form) for form in s.valid_range if form != "none"]
+
+
+def ball_excess(out: Tensor, x: Tensor, eps: float) -> Tensor:
+    """Per element, how far ``out`` lies outside what an attack of budget ``eps`` on ``x`` may give:
+    ``[f(x - eps), f(x + eps)]`` for a valid-range form ``f`` (float64; 0 inside). With the
+    template's "clamp to [0, 1] in normalised units" a pixel may leave the ball towards [0, 1]."""
+    s = space()
+    o, xd = out.double(), x.double()
+    excess = None
+    for form in s.valid_range:
+        lo, hi = s.clamp(xd - eps, form), s.clamp(xd + eps, form)
+        e = (lo - o).clamp_min(0) + (o - hi).clamp_min(0)
+        excess = e if excess is None else torch.minimum(excess, e)
+    return excess if excess is not None else torch.zeros_like(o)
+
+
+def valid_range_text() -> str:
+    """The accepted ways of keeping images valid, for messages."""
+    s = space()
+    names = {"none": "unclamped", "valid": "clamped to the valid pixel range" + (" (in normalised units)" if s.normalised else " [0, 1]"),
+             "unit": "clamped to [0, 1]"}
+    return " or ".join(names[f] for f in s.valid_range)
 
 
 def linf(a: Tensor, b: Tensor) -> float:

@@ -24,6 +24,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from autograder.checks.part2 import drivers_part2
+
 # ----------------------------------------------------------------------------- fgsm_attack
 FGSM_ATTACK: dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {
     "the gradient itself was used instead of its sign (image + epsilon * data_grad); "
@@ -43,10 +45,11 @@ FGSM_ATTACK: dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {
 
 
 def diagnose_fgsm(got: Tensor, x: Tensor, g: Tensor, eps: float, atol: float) -> str | None:
-    """The FGSM mistake whose output (clamped to [0, 1] or not) matches ``got``."""
+    """The FGSM mistake whose output (kept valid in any accepted way, or not) matches ``got``."""
+    space = drivers_part2.space()
     for name, wrong in FGSM_ATTACK.items():
         w = wrong(x.double(), g.double(), eps)
-        for form in (w, w.clamp(0, 1)):
+        for form in [space.clamp(w, c) for c in space.valid_range] + [w]:
             if form.shape == got.shape and bool(((got.double() - form).abs() <= atol).all()):
                 return name
     return None
@@ -54,15 +57,20 @@ def diagnose_fgsm(got: Tensor, x: Tensor, g: Tensor, eps: float, atol: float) ->
 
 # ----------------------------------------------------------------------------- pgd_attack
 def pgd_variant(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, num_iter: int, *,
-                step: str = "sign", project: str = "original", clamp: bool = True, radius: float | None = None,
+                step: str = "sign", project: str = "original", clamp: bool | str = True, radius: float | None = None,
                 step_size: float | None = None) -> Tensor:
     """L-infinity PGD from ``x`` (no random start) with one ingredient changeable.
+
+    clamp: how each iterate is kept valid, one of the input space's forms ("valid", "unit",
+    "none"; True = "valid", False = "none").
 
     step: "sign" (correct), "grad" (raw gradient), "neg" (minus the sign), "accumulated"
     (sign of the gradients summed over the iterations, as when ``x.grad`` is never zeroed).
     project: "original" (correct: onto the ball around ``x``), "current" (around the
     iterate before the step), "none". ``radius`` / ``step_size`` override epsilon / alpha.
     """
+    form = {True: "valid", False: "none"}.get(clamp, clamp) if isinstance(clamp, bool) else str(clamp)
+    space = drivers_part2.space()
     radius = eps if radius is None else radius
     step_size = alpha if step_size is None else step_size
     original = x.detach()
@@ -79,9 +87,7 @@ def pgd_variant(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float
                 nxt = original + (nxt - original).clamp(-radius, radius)
             elif project == "current":
                 nxt = cur + (nxt - cur).clamp(-radius, radius)
-            if clamp:
-                nxt = nxt.clamp(0.0, 1.0)
-            cur = nxt
+            cur = space.clamp(nxt, form)
     return cur.detach()
 
 
@@ -114,7 +120,7 @@ PGD_ATTACK: dict[str, Callable[[float, float, int], dict[str, Any]]] = {
 
 
 def pgd_mistake_output(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, num_iter: int,
-                       name: str, clamp: bool) -> Tensor:
+                       name: str, clamp: bool | str) -> Tensor:
     kwargs = PGD_ATTACK[name](eps, alpha, num_iter)
     n = kwargs.pop("num_iter", num_iter)
     return pgd_variant(model, x, y, eps, alpha, n, clamp=clamp, **kwargs)

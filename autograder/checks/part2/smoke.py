@@ -1,9 +1,10 @@
 """What the defence smoke tests (Q2.2, Q2.3) share: their settings and data, the robust
 accuracy the grader measures, and the standard-training baseline a defence must beat.
 
-The baseline (the reference ``train`` with ``defense_strategy="standard"``, then the reference
-attacks) depends only on trusted inputs: the reference part 2 sources, the grader's SmallNet,
-FashionMNIST, the smoke settings and torch's version. ``python -m autograder prepare`` (run by
+The baseline (the handout's training loop with ``defense_strategy="standard"`` and the
+edition's recipe, then the attacks) depends only on trusted inputs: the reference part 2
+sources, the grader's SmallNet, FashionMNIST, the smoke settings, the edition's input space
+and recipe, and torch's version. ``python -m autograder prepare`` (run by
 setup.sh) computes it once into :data:`CACHE_DIR`, and a grade reads it. Computing it inside a
 grade costs ~1-3 s and, worse, torch.optim's first use imports torch._dynamo: ~70 MB that the
 grading process would hold, at the run's memory peak, until it ends. A missing or stale cache
@@ -23,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from autograder.checks.part2 import helpers as H
-from autograder.checks.part2.drivers_part2 import smoke_loaders
+from autograder.checks.part2.drivers_part2 import harness_train, smoke_loaders
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache"
 ATTACKS = ("fgsm", "pgd")
@@ -32,15 +33,26 @@ KEYS = ("train_images", "valid_images", "batch_size", "epochs", "seed", "test_im
 # The settings the baseline depends on (not the defences' arguments, not the thresholds):
 # changing a threshold keeps the cache valid.
 BASELINE_KEYS = ("train_images", "valid_images", "batch_size", "epochs", "seed", "test_images", "eval_fgsm_epsilon",
-                 "eval_pgd")
+                 "eval_pgd", "recipe", "space")
 # Chunks of 50 images: the attacks keep every step's activations for the input gradient;
 # 1,000 images at once cost ~50 MB more at the run's memory peak, for no speed gain.
 EVAL_CHUNK = 50
 
 
-def settings(threshold: Callable[[str], Any]) -> dict[str, Any]:
-    """The ``[thresholds.part2.smoke]`` values the smoke tests use."""
-    return {k: threshold(f"part2.smoke.{k}") for k in KEYS}
+def settings(threshold: Callable[[str], Any], conventions: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``[thresholds.part2.smoke]`` values the smoke tests use, with the edition's training
+    recipe and input space (``[conventions.part2]``); attack budgets in the input's units."""
+    s = {k: threshold(f"part2.smoke.{k}") for k in KEYS}
+    space = H.space()
+    s["eval_fgsm_epsilon"] = space.epsilon(float(s["eval_fgsm_epsilon"]))
+    eps, alpha, n = s["eval_pgd"]
+    s["eval_pgd"] = [space.epsilon(eps), space.epsilon(alpha), int(n)]
+    for key in ("fgsm_defense", "pgd_defense"):
+        s[key] = {k: (space.epsilon(v) if k == "epsilon" or (k == "alpha" and key == "pgd_defense") else v)
+                  for k, v in dict(s[key]).items()}
+    s["recipe"] = dict((conventions or {}).get("train_recipe", {}) or {})
+    s["space"] = space.spec()
+    return s
 
 
 def smoke_data(data: Any, s: dict[str, Any]) -> tuple[torch.Tensor, ...]:
@@ -54,9 +66,8 @@ def smoke_data(data: Any, s: dict[str, Any]) -> tuple[torch.Tensor, ...]:
     return xtr.clone(), ytr.clone(), xva.clone(), yva.clone(), xte, yte
 
 
-def robust_accuracy(ref_attacks: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str,
-                    s: dict[str, Any]) -> float:
-    """Accuracy of ``model`` under the reference attack (FGSM or PGD) at the smoke settings.
+def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str, s: dict[str, Any]) -> float:
+    """Accuracy of ``model`` under the grader's attack (FGSM or PGD) at the smoke settings.
 
     FGSM's gradient is that of the batch-mean loss, so chunking scales it but not its sign:
     the adversarial images are the same as in one batch.
@@ -65,24 +76,22 @@ def robust_accuracy(ref_attacks: Any, model: nn.Module, x: torch.Tensor, y: torc
     for i in range(0, len(y), EVAL_CHUNK):
         xc, yc = x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK]
         if attack == "fgsm":
-            chunks.append(ref_attacks.fgsm_attack(xc, H.input_gradient(model, xc, yc), float(s["eval_fgsm_epsilon"])))
+            chunks.append(H.fgsm(xc, H.input_gradient(model, xc, yc), float(s["eval_fgsm_epsilon"])))
         else:
             eps, alpha, n = s["eval_pgd"]
-            chunks.append(ref_attacks.pgd_attack(model, xc, yc, nn.CrossEntropyLoss(),
-                                                 {"alpha": alpha, "epsilon": eps, "num_iter": n}).detach())
+            chunks.append(H.pgd(model, xc, yc, float(eps), float(alpha), int(n)))
     return H.accuracy(model, torch.cat(chunks), y) if chunks else 0.0
 
 
 def compute_baseline(ref2: Callable[[str], Any], s: dict[str, Any]) -> dict[str, float]:
-    """Robust accuracy under each attack after STANDARD training with the reference ``train``
-    (same start, data, order and budget as the student's defence training)."""
+    """Robust accuracy under each attack after STANDARD training with the handout's loop and the
+    edition's recipe (same start, data, order and budget as the student's defence training)."""
     xtr, ytr, xva, yva, xte, yte = smoke_data(ref2("data"), s)
     trainloader, validloader = smoke_loaders(xtr, ytr, xva, yva, int(s["batch_size"]), int(s["seed"]))
     model = H.grader_model(ref2("models"))
-    ref2("utils").train(model, trainloader, validloader, num_epochs=int(s["epochs"]), defense_strategy="standard",
-                        verbose=False)
+    harness_train(model, trainloader, validloader, int(s["epochs"]), "standard", {}, s.get("recipe"))
     model.eval()
-    return {a: robust_accuracy(ref2("adversarial_attack"), model, xte, yte, a, s) for a in ATTACKS}
+    return {a: robust_accuracy(model, xte, yte, a, s) for a in ATTACKS}
 
 
 def baseline_key(reference_part2: Path, s: dict[str, Any]) -> str:
@@ -145,9 +154,10 @@ def baseline(ref2: Callable[[str], Any], s: dict[str, Any], attack: str) -> floa
     return _MEMO[key][attack]
 
 
-def prepare(ref2: Callable[[str], Any], threshold: Callable[[str], Any]) -> tuple[Path | None, dict[str, float]]:
+def prepare(ref2: Callable[[str], Any], threshold: Callable[[str], Any],
+            conventions: dict[str, Any] | None = None) -> tuple[Path | None, dict[str, float]]:
     """Compute the baseline for the configured settings and store it (``python -m autograder prepare``)."""
-    s = settings(threshold)
+    s = settings(threshold, conventions)
     key = _key(ref2, s)
     values = compute_baseline(ref2, s)
     _MEMO[key] = values

@@ -11,7 +11,8 @@ call by a stand-in (``drivers_part2.rms_gradient_step``: ``x + e * g / rms(g)``)
 mistake in the student's ``fgsm_attack`` costs nothing here; the grader computes the
 expected objective with the same stand-in. A ``fgsm_loss`` that computes its adversarial
 example without calling ``fgsm_attack`` is compared with the true FGSM example (clamped
-or not) instead. Model: the grader's trained SmallNet; data: 32 FashionMNIST test images.
+or not) instead. Model: the grader's trained SmallNet; data: 32 FashionMNIST test images
+(in the edition's input space).
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def _run(part2: Any, ref2: Any, handle: Any, model: nn.Module, alpha: float, eps
     x, y = _batch(ref2)
     form = "" if return_preds is None else f", return_preds={return_preds}"
     call = (f"fgsm_loss(model, nn.CrossEntropyLoss(), inputs, labels, {{ALPHA: {alpha}, EPSILON: {eps}}}{form}) "
-            "on 32 FashionMNIST test images with the grader's trained model")
+            f"on 32 {H.images_text()} with the grader's trained model")
     report = part2.driver(f"{DRV}.fgsm_loss_probe", handle, x, y, alpha, eps, return_preds)
     case = Case(alpha, eps, call, report, x, y)
     g = H.input_gradient(model, x, y)
@@ -86,9 +87,10 @@ def _run(part2: Any, ref2: Any, handle: Any, model: nn.Module, alpha: float, eps
         case.adversarial["the output of the grader's stand-in for fgsm_attack (x + epsilon * grad / rms(grad), used "
                          "in place of your fgsm_attack so that fgsm_loss is graded on its own)"] = rms_gradient_step(x, g, eps)
     else:
-        fgsm = ref2("adversarial_attack").fgsm_attack
-        case.adversarial["the FGSM example clamp(x + epsilon * sign(grad), 0, 1)"] = fgsm(x, g, eps)
-        case.adversarial["the FGSM example x + epsilon * sign(grad)"] = x + eps * g.sign()
+        plain, *kept = H.clamp_forms(x + eps * g.sign())
+        for form, example in zip([f for f in H.space().valid_range if f != "none"], kept):
+            case.adversarial[f"the FGSM example x + epsilon * sign(grad) kept valid ({form} clamp)"] = example
+        case.adversarial["the FGSM example x + epsilon * sign(grad)"] = plain
     return case
 
 

@@ -3,9 +3,10 @@
 ``pgd_attack(model, data, target, criterion, {ALPHA: a, EPSILON: e, NUM_ITER: n})`` takes
 ``n`` steps of size ``a`` along ``sign(grad)``, each followed by the projection onto the
 L-infinity ball of radius ``e`` around the ORIGINAL ``data``. Allowed, and accepted:
-clamping each iterate to [0, 1] (or not), and a random start inside the ball. Without a
-random start the result must equal the reference's (clamped or not); with one it must
-stay in the ball and raise the loss nearly as much as the reference does.
+keeping each iterate in the valid range in any way the edition accepts (``[conventions.part2]
+valid_range``), or not, and a random start inside the ball. Without a random start the result
+must equal PGD's (in one of those forms); with one it must stay in the ball and raise the loss
+nearly as much as PGD does. The settings compared are the edition's (``pgd_settings``).
 """
 from __future__ import annotations
 
@@ -25,10 +26,13 @@ PGD = "part2.adversarial_attack.pgd_attack"
 DRV = H.DRIVERS
 BALL_ATOL = 1e-6  # float32 rounding of data + clip(x - data): a few ulps of 1
 MATCH_ATOL = 1e-5  # a pixel "matches" another implementation's within 1e-5 (float32 rounding)
-# (epsilon, alpha, num_iter): steps overshoot the ball (num_iter * alpha > epsilon) so that the
-# projection matters; the third has alpha > epsilon, which separates projecting around the
-# current iterate from not projecting at all.
+# (epsilon, alpha, num_iter) compared by the values check when the edition names none
+# (grading.toml's [conventions.part2] pgd_settings says why these).
 SETTINGS = ((0.1, 0.025, 10), (0.2, 0.05, 5), (0.03, 0.05, 3), (0.05, 0.02, 4))
+
+
+def settings_of(cfg: Any) -> list[tuple[float, float, int]]:
+    return [(float(e), float(a), int(n)) for e, a, n in cfg.convention("part2.pgd_settings", SETTINGS)]
 
 
 def _args_text(eps: float, alpha: float, num_iter: int) -> str:
@@ -56,13 +60,14 @@ def test_pgd_ball(part2, example):
     r = part2.driver(f"{DRV}.pgd_linear_probe", x, y, seed, eps, alpha, num_iter)
     out = _result(r, call, x.shape)
     dist = (out.double() - x.double()).abs()
-    if dist.max().item() > eps + BALL_ATOL:
-        i = int(dist.reshape(-1).argmax())
+    excess = H.ball_excess(out, x, eps)
+    if excess.max().item() > BALL_ATOL:
+        i = int(excess.reshape(-1).argmax())
         # Name a mistake only when this one example singles it out (with one step, say, no
         # projection and projecting around the current iterate are the same); the value check
         # tells them apart on several settings.
         model = make_linear(shape[1], shape[2], shape[3], seed)
-        matching = {name for name in mistakes.PGD_ATTACK for clamp in (True, False)
+        matching = {name for name in mistakes.PGD_ATTACK for clamp in H.space().valid_range
                     if H.fraction_close(out, mistakes.pgd_mistake_output(model, x, y, eps, alpha, num_iter, name, clamp),
                                         MATCH_ATOL) > 0.999}
         named = matching.pop() if len(matching) == 1 else None
@@ -80,7 +85,7 @@ def _diagnose(model: nn.Module, failures: list[tuple[tuple[float, float, int], t
     """
     ordered = sorted(failures, key=lambda f: f[0][2])
     for name in mistakes.PGD_ATTACK:
-        for clamp in (True, False):
+        for clamp in H.space().valid_range:
             if all(H.fraction_close(out, mistakes.pgd_mistake_output(model, x, y, e, a, n, name, clamp), MATCH_ATOL)
                    > 0.999 for (e, a, n), out in ordered):
                 return name
@@ -89,10 +94,10 @@ def _diagnose(model: nn.Module, failures: list[tuple[tuple[float, float, int], t
 
 @check("part2.adversarial_attack.pgd_attack.values")
 @tags(PGD)
-def test_pgd_values(part2, ref2, threshold):
-    """On 64 test images and the grader's trained model, for four (epsilon, alpha, num_iter)
-    settings: the result equals the reference PGD (no random start; clamped to [0, 1] or not)
-    on at least ``part2.pgd.min_match_fraction`` of the pixels (within 1e-5: float32 rounding
+def test_pgd_values(part2, ref2, threshold, cfg):
+    """On 64 test images and the grader's trained model, for the edition's (epsilon, alpha,
+    num_iter) settings: the result equals PGD (no random start; kept in the valid range in an
+    accepted way, or not) on at least ``part2.pgd.min_match_fraction`` of the pixels (within 1e-5: float32 rounding
     can flip the sign of a near-zero gradient for a few pixels). A result that differs is
     failed if it matches a known mistake; otherwise (e.g. a random start) it must stay in the
     epsilon-ball and raise the mean cross-entropy at least ``part2.pgd.min_loss_gain_fraction``
@@ -102,15 +107,14 @@ def test_pgd_values(part2, ref2, threshold):
     min_gain = float(threshold("part2.pgd.min_loss_gain_fraction"))
     x, y = H.test_images(ref2("data"), 200, 64)
     model = H.grader_model(ref2("models"))
-    ref_pgd = ref2("adversarial_attack").pgd_attack
     handle = part2.driver(f"{DRV}.make_model", H.grader_state())
     differing = []  # (setting, output, call, agreement, reference)
-    for eps, alpha, n in SETTINGS:
+    for eps, alpha, n in settings_of(cfg):
         call = (f"pgd_attack(model, data, target, nn.CrossEntropyLoss(), {_args_text(eps, alpha, n)}) on 64 "
-                "FashionMNIST test images with the grader's trained model")
+                f"{H.images_text()} with the grader's trained model")
         out = _result(part2.driver(f"{DRV}.pgd_probe", handle, x, y, eps, alpha, n), call, x.shape)
-        reference = ref_pgd(model, x, y, nn.CrossEntropyLoss(), {"alpha": alpha, "epsilon": eps, "num_iter": n})
-        forms = [reference, mistakes.pgd_variant(model, x, y, eps, alpha, n, clamp=False)]
+        forms = [mistakes.pgd_variant(model, x, y, eps, alpha, n, clamp=form) for form in H.space().valid_range]
+        reference = forms[0] if "valid" not in H.space().valid_range else forms[H.space().valid_range.index("valid")]
         agreement = max(H.fraction_close(out, f, MATCH_ATOL) for f in forms)
         if agreement < min_fraction:
             differing.append(((eps, alpha, n), out, call, agreement, reference))
@@ -123,7 +127,7 @@ def test_pgd_values(part2, ref2, threshold):
         fail(f"{call}: the result differs from PGD ({100 * agreement:.1f}% of pixels agree with it){more}", named)
     for (eps, alpha, n), out, call, agreement, reference in differing:
         dist = H.linf(out, x)
-        if dist > eps + BALL_ATOL:
+        if H.ball_excess(out, x, eps).max().item() > BALL_ATOL:
             fail(f"{call}: a pixel moved by {dist:.4g} from the original data; expected every pixel within "
                  f"epsilon = {eps:g} of it{more}")
         clean, got, want = H.mean_loss(model, x, y), H.mean_loss(model, out, y), H.mean_loss(model, reference, y)
@@ -167,17 +171,18 @@ def test_pgd_stronger_than_fgsm(part2, ref2, threshold):
     result inside the epsilon-ball. Settings and calibration in grading.toml.
     """
     eps, alpha, n = threshold("part2.pgd.strength_attack")
+    eps, alpha = H.space().epsilon(eps), H.space().epsilon(alpha)
     start, count = threshold("part2.pgd.strength_images")
     slack = float(threshold("part2.pgd.fgsm_slack"))
     x, y = H.test_images(ref2("data"), start, count)
     model = H.grader_model(ref2("models"))
     handle = part2.driver(f"{DRV}.make_model", H.grader_state())
-    call = (f"pgd_attack with {_args_text(eps, alpha, n)} on {count} FashionMNIST test images with the grader's "
+    call = (f"pgd_attack with {_args_text(eps, alpha, n)} on {count} {H.images_text()} with the grader's "
             "trained model")
     adv = H.require_tensor(part2.driver(f"{DRV}.pgd_on_model", handle, x, y, eps, alpha, n), call, x.shape)
-    if H.linf(adv, x) > eps + BALL_ATOL:
+    if H.ball_excess(adv, x, eps).max().item() > BALL_ATOL:
         fail(f"{call}: a pixel moved by {H.linf(adv, x):.4g}, more than epsilon = {eps:g}")
-    fgsm = ref2("adversarial_attack").fgsm_attack(x, H.input_gradient(model, x, y), eps)
+    fgsm = H.fgsm(x, H.input_gradient(model, x, y), eps)
     acc_pgd, acc_fgsm = H.accuracy(model, adv, y), H.accuracy(model, fgsm, y)
     if acc_pgd > acc_fgsm + slack:
         fail(f"{call}: accuracy under your PGD is {acc_pgd:.3f}, but under FGSM with the same epsilon it is "
@@ -191,19 +196,19 @@ def test_pgd_accuracy_drop(part2, ref2, threshold):
     accuracy on 500 FashionMNIST test images by at least ``part2.attacks.pgd_min_drop``
     (calibrated: see grading.toml), every result inside the epsilon-ball (tolerance 1e-6)."""
     eps, alpha, n = threshold("part2.attacks.smoke_pgd")
+    eps, alpha = H.space().epsilon(eps), H.space().epsilon(alpha)
     min_drop = float(threshold("part2.attacks.pgd_min_drop"))
     start, count = threshold("part2.attacks.smoke_pgd_images")
     x, y = H.test_images(ref2("data"), start, count)
     model = H.grader_model(ref2("models"))
     handle = part2.driver(f"{DRV}.make_model", H.grader_state())
-    call = f"pgd_attack with {_args_text(eps, alpha, n)} on {count} FashionMNIST test images with the grader's trained model"
+    call = f"pgd_attack with {_args_text(eps, alpha, n)} on {count} {H.images_text()} with the grader's trained model"
     adv = H.require_tensor(part2.driver(f"{DRV}.pgd_on_model", handle, x, y, eps, alpha, n), call, x.shape)
-    if H.linf(adv, x) > eps + BALL_ATOL:
+    if H.ball_excess(adv, x, eps).max().item() > BALL_ATOL:
         fail(f"{call}: a pixel moved by {H.linf(adv, x):.4g}, more than epsilon = {eps:g}")
     clean, attacked = H.accuracy(model, x, y), H.accuracy(model, adv, y)
     if clean - attacked < min_drop:
-        reference = ref2("adversarial_attack").pgd_attack(model, x, y, nn.CrossEntropyLoss(),
-                                                          {"alpha": alpha, "epsilon": eps, "num_iter": n})
+        reference = H.pgd(model, x, y, eps, alpha, n)
         fail(f"{call}: the accuracy went from {clean:.3f} (clean) to {attacked:.3f} under your attack, a drop of "
              f"{clean - attacked:.3f}; expected a drop of at least {min_drop:.2f} (PGD brings it to "
              f"{H.accuracy(model, reference, y):.3f})")

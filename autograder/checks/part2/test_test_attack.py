@@ -8,8 +8,10 @@ are replaced during the call by a fixed stand-in perturbation
 (``drivers_part2.pattern_perturb(x, args[EPSILON])``), so the accuracy does not depend on
 the student's attacks and the grader knows the exact answer. A ``test_attack`` that does
 not call them (computes its attack inline) is compared with the true attacks instead.
-The loader holds 40 FashionMNIST test images, 10 of them misclassified by the grader's
-model, chosen away from prediction ties so that batch size cannot change a prediction.
+The loader holds 40 FashionMNIST test images (in the edition's input space), 10 of them
+misclassified by the grader's model, chosen away from prediction ties so that batch size
+cannot change a prediction. Attack budgets are pixel units (divided by the mean std for
+normalised inputs).
 """
 from __future__ import annotations
 
@@ -26,10 +28,16 @@ from autograder.registry import check, fail, tags
 
 TEST_ATTACK = "part2.adversarial_attack.test_attack"
 DRV = H.DRIVERS
-FGSM_ARGS = {"epsilon": 0.2}
-PGD_ARGS = {"alpha": 0.05, "epsilon": 0.25, "num_iter": 3}
+FGSM_PIXELS = {"epsilon": 0.2}
+PGD_PIXELS = {"alpha": 0.05, "epsilon": 0.25, "num_iter": 3}
 ACC_ATOL = 1e-6  # the accuracy is a ratio of integers: anything else is a different count
 MARGIN = 1e-2  # top-2 logit gap required of every chosen example, clean and perturbed
+
+
+def _args(attack: str) -> dict[str, Any]:
+    """The attack's arguments in the input space's units."""
+    pixels = FGSM_PIXELS if attack == "fgsm" else PGD_PIXELS
+    return {k: (v if k == "num_iter" else H.space().epsilon(v)) for k, v in pixels.items()}
 
 
 @lru_cache(maxsize=2)
@@ -38,7 +46,7 @@ def _examples(data: Any, models: Any) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = H.test_images(data, 500, 1000)
     model = H.grader_model(models)
     with torch.no_grad():
-        views = [model(x)] + [model(pattern_perturb(x, a["epsilon"])) for a in (FGSM_ARGS, PGD_ARGS)]
+        views = [model(x)] + [model(pattern_perturb(x, _args(a)["epsilon"])) for a in ("fgsm", "pgd")]
     clear = torch.ones(len(y), dtype=torch.bool)
     for logits in views:
         top = logits.topk(2, dim=1).values
@@ -58,9 +66,9 @@ def _run(part2: Any, ref2: Any, attack: str, batch_size: int, every: int = 1) ->
     x, y = _examples(ref2("data"), ref2("models"))
     x, y = x[::every], y[::every]  # every 2nd example still mixes right, wrong, flipped and fixed ones
     model = H.grader_model(ref2("models"))
-    args = FGSM_ARGS if attack == "fgsm" else PGD_ARGS
+    args = _args(attack)
     name = "FGSM" if attack == "fgsm" else "PGD"
-    call = (f"test_attack(model, loader, {name}, {args}) on a loader of {len(y)} FashionMNIST test images "
+    call = (f"test_attack(model, loader, {name}, {args}) on a loader of {len(y)} {H.images_text()} "
             f"(batch size {batch_size}; {int((H.predictions(model, x) != y).sum())} of them misclassified by the model)")
     handle = part2.driver(f"{DRV}.make_model", H.grader_state())
     r = part2.driver(f"{DRV}.test_attack_probe", handle, x, y, batch_size, attack, args)
@@ -74,10 +82,10 @@ def _run(part2: Any, ref2: Any, attack: str, batch_size: int, every: int = 1) ->
         how = f"your {attack}_attack replaced by a fixed stand-in perturbation"
     elif attack == "fgsm":
         how = "FGSM"
-        adv = torch.cat([ref2("adversarial_attack").fgsm_attack(x[i:i + 1], H.input_gradient(model, x[i:i + 1], y[i:i + 1]),
-                                                                 args["epsilon"]) for i in range(len(y))])
+        adv = torch.cat([H.fgsm(x[i:i + 1], H.input_gradient(model, x[i:i + 1], y[i:i + 1]), args["epsilon"])
+                         for i in range(len(y))])
     else:
-        adv = torch.cat([ref2("adversarial_attack").pgd_attack(model, x[i:i + 1], y[i:i + 1], nn.CrossEntropyLoss(), args)
+        adv = torch.cat([H.pgd(model, x[i:i + 1], y[i:i + 1], args["epsilon"], args["alpha"], args["num_iter"])
                          for i in range(len(y))])
         how = "PGD"
     final = H.predictions(model, adv) == y
@@ -100,8 +108,8 @@ def _check_calls(run: dict[str, Any]) -> None:
     for c in run["calls"]:
         image = c["image"]
         if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1:] != x.shape[1:]:
-            fail(f"{call}: the attack was called with images {H.describe(image)}; expected a batch [B, 1, 28, 28] "
-                 "taken from the loader")
+            fail(f"{call}: the attack was called with images {H.describe(image)}; expected a batch "
+                 f"[B, {', '.join(map(str, x.shape[1:]))}] taken from the loader")
         rows = [index.get(_signature(image[k])) for k in range(image.shape[0])]
         if run["attack"] == "fgsm":
             if not isinstance(c["epsilon"], (int, float)) or abs(float(c["epsilon"]) - run["args"]["epsilon"]) > 1e-12:
@@ -221,14 +229,27 @@ def _as_image(value: Any) -> torch.Tensor | None:
     return None
 
 
+def _same_image(got: torch.Tensor, want: torch.Tensor, atol: float = 1e-6) -> bool:
+    """``got`` is ``want`` (any shape of the same values), or ``want`` denormalised to pixels (the
+    template stores ``denormalize(...)`` of the images), within ``atol`` (1e-6 for the values
+    themselves; denormalising is float32 arithmetic, a few ulps)."""
+    if got.numel() != want.numel():
+        return False
+    if H.linf(got.reshape(want.shape), want) <= atol:
+        return True
+    space = H.space()
+    return space.normalised and H.linf(got.reshape(want.shape), space.denormalise(want[None])[0]) <= 1e-5
+
+
 @check("part2.adversarial_attack.test_attack.examples")
 @tags(TEST_ATTACK)
 def test_test_attack_examples(part2, ref2):
     """``adv_examples`` holds the first min(5, #successful attacks) successful attacks in loader
     order, each ``(init_pred, final_pred, original, adversarial)``: ints with init_pred the true
-    label and final_pred the model's (different) prediction on the adversarial image, images of
-    C*H*W = 784 values ([1, 28, 28] or squeezed) equal to the loader's image and its attacked
-    version (within 1e-6)."""
+    label and final_pred the model's (different) prediction on the adversarial image, images with
+    the loader image's number of values (any shape: [C, H, W], squeezed or [1, C, H, W]) equal to
+    the loader's image and its attacked version (within 1e-6), or both denormalised to pixels
+    where the inputs are normalised (the UvA template's ``denormalize``; within 1e-5)."""
     run = _run(part2, ref2, "fgsm", 1)
     call, x, y, model = run["call"], run["x"], run["y"], run["model"]
     examples = run["examples"]
@@ -237,6 +258,7 @@ def test_test_attack_examples(part2, ref2):
     if not isinstance(examples, (list, tuple)) or len(examples) != want_n:
         fail(f"{call} returned adv_examples = {H.describe(examples)}; expected a list of {want_n} tuples (up to 5 "
              f"successful attacks; {len(success)} succeeded)")
+    shape = list(x.shape[1:])
     for k, (i, entry) in enumerate(zip(success, examples)):
         where = f"{call}: adv_examples[{k}]"
         if not isinstance(entry, (list, tuple)) or len(entry) != 4:
@@ -248,15 +270,15 @@ def test_test_attack_examples(part2, ref2):
                  "e.g. init_pred.item())")
         if original is None or adversarial is None or original.numel() != x[i].numel() or adversarial.numel() != x[i].numel():
             fail(f"{where} holds images {H.describe(entry[2])}, {H.describe(entry[3])}; expected two float arrays of "
-                 f"{x[i].numel()} values (shape [1, 28, 28])")
-        if not torch.equal(original.reshape(x[i].shape), x[i]):
+                 f"{x[i].numel()} values (shape {shape})")
+        if not _same_image(original, x[i]):
             fail(f"{where}: its original image is not the loader's test example {i}, the {k + 1}-th successful attack "
                  "in loader order", "the examples are not the first successful attacks in loader order"
-                 if any(torch.equal(original.reshape(x[j].shape), x[j]) for j in range(len(y))) else None)
-        if H.linf(adversarial.reshape(x[i].shape), run["adv"][i]) > 1e-6:
+                 if any(_same_image(original, x[j]) for j in range(len(y))) else None)
+        if not _same_image(adversarial, run["adv"][i]):
             fail(f"{where}: its adversarial image is not the attacked version of example {i} "
                  f"(largest difference {H.linf(adversarial.reshape(x[i].shape), run['adv'][i]):.3g})")
-        pred = int(H.predictions(model, adversarial.reshape(1, *x[i].shape))[0])
+        pred = int(H.predictions(model, run["adv"][i:i + 1])[0])
         if init_pred != int(y[i]) or final_pred != pred:
             fail(f"{where} = ({init_pred}, {final_pred}, ...); expected (init_pred, final_pred) = ({int(y[i])}, {pred}): "
                  "the prediction before and after the attack")

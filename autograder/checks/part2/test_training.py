@@ -33,7 +33,8 @@ def train_student(part2: Any, ref2: Any, s: dict[str, Any], strategy: str, args:
     student's ``fgsm_loss``) and load the weights it returns into the grader's SmallNet."""
     xtr, ytr, xva, yva, _, _ = smoke_data(ref2("data"), s)
     r = part2.driver(f"{DRV}.smoke_train", H.grader_state(), xtr, ytr, xva, yva, strategy, dict(args),
-                     int(s["batch_size"]), int(s["epochs"]), int(s["seed"]), loop, seed=int(s["seed"]), slow_ok=True)
+                     int(s["batch_size"]), int(s["epochs"]), int(s["seed"]), loop, s["recipe"], seed=int(s["seed"]),
+                     slow_ok=True)
     state = r.get("state") if isinstance(r, dict) else None
     reference = H.grader_state()
     if not isinstance(state, dict) or set(state) != set(reference) or any(
@@ -44,20 +45,20 @@ def train_student(part2: Any, ref2: Any, s: dict[str, Any], strategy: str, args:
     return H.grader_model(ref2("models"), state)
 
 
-def _judge(part2: Any, ref2: Any, threshold: Any, strategy: str) -> None:
-    s = settings(threshold)
+def _judge(part2: Any, ref2: Any, threshold: Any, cfg: Any, strategy: str) -> None:
+    s = settings(threshold, cfg.conventions.get("part2", {}))
     args = dict(s["fgsm_defense"] if strategy == "fgsm" else s["pgd_defense"])
     min_gain = float(s["fgsm_min_gain"] if strategy == "fgsm" else s["pgd_min_gain"])
     n, count = int(s["train_images"]), int(s["test_images"][1])
     if strategy == "fgsm":  # grades fgsm_loss: the handout's loop, so train's own bugs cost only train's checks
         call = (f"the handout's training loop with your fgsm_loss (defense_args={args}), fine-tuning the grader's "
-                f"trained SmallNet for {s['epochs']} epoch(s) on {n} FashionMNIST training images")
+                f"trained SmallNet for {s['epochs']} epoch(s) on {n} {H.images_text('training')}")
     else:
         call = (f"train(model, trainloader, validloader, num_epochs={s['epochs']}, defense_strategy={strategy!r}, "
-                f"defense_args={args}) fine-tuning the grader's trained SmallNet on {n} FashionMNIST training images")
+                f"defense_args={args}) fine-tuning the grader's trained SmallNet on {n} {H.images_text('training')}")
     model = train_student(part2, ref2, s, strategy, args, call, "harness" if strategy == "fgsm" else "student")
     _, _, _, _, xte, yte = smoke_data(ref2("data"), s)
-    got = robust_accuracy(ref2("adversarial_attack"), model, xte, yte, strategy, s)
+    got = robust_accuracy(model, xte, yte, strategy, s)
     base = baseline(ref2, s, strategy)
     attack = (f"FGSM (epsilon {s['eval_fgsm_epsilon']})" if strategy == "fgsm"
               else "PGD (epsilon {}, alpha {}, {} steps)".format(*s["eval_pgd"]))
@@ -69,15 +70,15 @@ def _judge(part2: Any, ref2: Any, threshold: Any, strategy: str) -> None:
 
 @check("part2.adversarial_attack.fgsm_loss.smoke.robust_gain")
 @tags("part2.adversarial_attack.fgsm_loss")
-def test_fgsm_training_gain(part2, ref2, threshold):
+def test_fgsm_training_gain(part2, ref2, threshold, cfg):
     """FGSM-loss training raises the accuracy under FGSM over standard training by at least
     ``part2.smoke.fgsm_min_gain`` (calibrated over 5 seeds and broken variants: grading.toml)."""
-    _judge(part2, ref2, threshold, "fgsm")
+    _judge(part2, ref2, threshold, cfg, "fgsm")
 
 
 @check("part2.utils.train.smoke.pgd_robust_gain")
 @tags("part2.utils.train")
-def test_pgd_training_gain(part2, ref2, threshold):
+def test_pgd_training_gain(part2, ref2, threshold, cfg):
     """PGD-batch training raises the accuracy under PGD over standard training by at least
     ``part2.smoke.pgd_min_gain`` (calibrated over 5 seeds and broken variants: grading.toml)."""
-    _judge(part2, ref2, threshold, "pgd")
+    _judge(part2, ref2, threshold, cfg, "pgd")

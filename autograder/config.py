@@ -153,6 +153,8 @@ def load(path: Path | str | None = None, profile: str | None = None, edition: st
     assignment = _require(raw, "assignment", "")
     parts = {}
     for name, table in _require(raw, "parts", "").items():
+        if not _require(table, "graded_files", f"parts.{name}"):
+            continue  # an edition without this part (graded_files = [])
         markers = {k: tuple(v) for k, v in table.get("markers", {}).items()}
         aliases = {str(k): tuple(v) for k, v in table.get("aliases", {}).items()}
         depends = {str(k): tuple(v) for k, v in table.get("depends", {}).items()}

@@ -132,7 +132,8 @@ def _part_of(path: Path, root: Path, cfg: Config) -> str | None:
     ``part2/``): a file in a part folder that does not grade its name goes to the one part
     that does, and a file whose contents define another part's marker names (and none of its
     folder's) goes to that part. A file in a ``partN`` folder that is not ours counts only
-    when its contents say which part it is.
+    when its contents say which part it is, or when one part alone grades its name and has no
+    markers for it (an edition without part 2 grades the 2021 layout's ``part2/`` files).
     """
     owners = [p.name for p in cfg.parts.values() if path.name in p.graded_files]
     by_content = [o for o in owners if _defines(path, cfg.parts[o].markers.get(path.name, ()))]
@@ -141,6 +142,8 @@ def _part_of(path: Path, root: Path, cfg: Config) -> str | None:
     if kind == "ours" and folder in owners:
         return folder if not by_content or folder in by_content else unique or folder
     if kind == "other":
+        if unique is None and len(owners) == 1 and not cfg.parts[owners[0]].markers.get(path.name):
+            return owners[0]
         return unique
     return owners[0] if len(owners) == 1 else unique
 

@@ -13,6 +13,8 @@
   function (tests/mutants_uva2024.py VARIANTS) keeps full marks; each realistic bug (MUTANTS)
   costs points on its own function's checks, names the mistake, and costs nothing elsewhere;
   the untouched template scores 0 with one clear line per check;
+- ``uva2021`` (the UvA DL1 2021 template: the VAE alone, in ``part2/`` or ``code/``, data module
+  ``fmnist``): the same template-style code gets full marks there, the untouched template 0;
 - a forbidden use elsewhere is still caught in the edition, and tagged with its function.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pytest
 
 from autograder import config
 from tests import mutants_uva2024 as U
-from tests.support import ROOT, by_id, explain, grade, lost, make_submission
+from tests.support import ROOT, by_id, explain, grade, lost, make_submission, stub_functions
 
 TEMPLATE = ROOT / "tests" / "template_style" / "uva2024"
 POLICY = "part1.no_torch_distributions"
@@ -201,3 +203,46 @@ def test_a_part2_folder_of_this_handout_keeps_its_files(tmp_path: Path):
     found = discover(sub, config.load())
     for key, f in found.files.items():
         assert f.status == "found" and f.path == sub / key, (key, f)
+
+
+# The UvA 2021 template's part 1 functions, as its stubs name them.
+UVA2021_STUBS = {
+    "utils.py": ["sample_reparameterize", "KLD", "elbo_to_bpd", "visualize_manifold"],
+    "cnn_encoder_decoder.py": ["CNNEncoder.forward", "CNNDecoder.forward"],
+    "train_pl.py": ["VAE.forward", "VAE.sample"],
+}
+
+
+def _uva2021(dest: Path, folder: str) -> Path:
+    """The template-style part 1 written for 2021: the files in ``folder`` (2021: ``part2``,
+    2022: ``code``) and the template's data module ``fmnist`` instead of 2024's ``mnist``."""
+    (dest / folder).mkdir(parents=True)
+    for name in UVA2021_STUBS:
+        text = (TEMPLATE / "part1" / name).read_text(encoding="utf-8")
+        text = text.replace("from mnist import mnist", "from fmnist import fmnist").replace("= mnist(", "= fmnist(")
+        (dest / folder / name).write_text(text, encoding="utf-8")
+    return dest
+
+
+@pytest.mark.slow
+def test_the_2021_template_gets_full_marks_in_its_edition(tmp_path: Path):
+    results = grade(_uva2021(tmp_path / "sub", "part2"), tmp_path / "r.json", "--edition", "uva2021")
+    got = by_id(results)
+    assert {c.split(".")[0] for c in got} == {"part1"} and len(got) >= 25, sorted(got)
+    assert not lost(results), explain(lost(results))
+    assert "train_pl.py" in got["part1.vae.forward.losses"]["output"], "the Lightning trainer must be the one graded"
+    assert "fmnist (imported by train_pl.py)" in results["output"], results["output"][:2000]
+    assert "part2/" not in results["output"].split("part1/")[0]  # no part 2 in this edition
+
+
+@pytest.mark.slow
+def test_the_untouched_2021_template_scores_zero(tmp_path: Path):
+    sub = _uva2021(tmp_path / "sub", "code")
+    for name, functions in UVA2021_STUBS.items():
+        stub_functions(sub / "code" / name, functions)
+    results = grade(sub, tmp_path / "r.json", "--edition", "uva2021", "--profile", "quick")
+    tests = results["tests"]
+    assert len(tests) >= 20 and all(t["score"] == 0 for t in tests), explain([t for t in tests if t["score"]])
+    for t in tests:
+        first = t["output"].strip().splitlines()[0]
+        assert "NotImplementedError" in first or "not implemented yet" in first, (t["number"], first)

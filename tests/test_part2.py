@@ -50,28 +50,39 @@ def test_the_grader_model_asset_is_small_and_loads_as_tensors():
     assert all(isinstance(v, torch.Tensor) for v in state.values()) and "fc.weight" in state
 
 
-def test_the_fixed_loaders_separate_the_test_attack_mistakes():
+@pytest.mark.parametrize("edition", ["default", "uva2024"])
+def test_the_fixed_loaders_separate_the_test_attack_mistakes(edition: str):
     """The stand-in attack flips some correct examples and fixes some wrong ones, so every
-    catalogued accuracy formula gives a different number than the right one, for both attacks."""
+    catalogued accuracy formula gives a different number than the right one, for both attacks,
+    in this handout's input space and in the UvA template's (normalised 3x32x32)."""
+    from autograder import config
     from autograder.checks import reference
+    from autograder.checks.part2 import drivers_part2
     from autograder.checks.part2 import helpers as H
     from autograder.checks.part2 import mistakes
     from autograder.checks.part2.drivers_part2 import pattern_perturb
-    from autograder.checks.part2.test_test_attack import FGSM_ARGS, PGD_ARGS, _examples
+    from autograder.checks.part2.test_test_attack import _args, _examples
 
-    data, models = (reference.load(CFG.reference_dir, "part2", m) for m in ("data", "models"))
-    x, y = _examples(data, models)
-    model = H.grader_model(models)
-    assert len(y) == 40
-    for every in (1, 2):  # the loaders of the batch-size-1 checks, and of the batches check
-        xs, ys = x[::every], y[::every]
-        init = H.predictions(model, xs) == ys
-        for args in (FGSM_ARGS, PGD_ARGS):
-            final = H.predictions(model, pattern_perturb(xs, args["epsilon"])) == ys
-            right = float((init & final).double().mean())
-            assert every == 2 or (init & ~final).sum() >= 3, "too few successful stand-in attacks for adv_examples"
-            for name, wrong in mistakes.TEST_ATTACK.items():
-                assert abs(wrong(init, final) - right) > 1e-6, (every, args, name)
+    cfg = config.load(edition=edition)
+    drivers_part2.configure(cfg.conventions.get("part2", {}))
+    _examples.cache_clear()
+    try:
+        data, models = (reference.load(CFG.reference_dir, "part2", m) for m in ("data", "models"))
+        x, y = _examples(data, models)
+        model = H.grader_model(models)
+        assert len(y) == 40 and x.shape[1:] == (H.space().channels, H.space().size, H.space().size)
+        for every in (1, 2):  # the loaders of the batch-size-1 checks, and of the batches check
+            xs, ys = x[::every], y[::every]
+            init = H.predictions(model, xs) == ys
+            for attack in ("fgsm", "pgd"):
+                final = H.predictions(model, pattern_perturb(xs, _args(attack)["epsilon"])) == ys
+                right = float((init & final).double().mean())
+                assert every == 2 or (init & ~final).sum() >= 3, "too few successful stand-in attacks for adv_examples"
+                for name, wrong in mistakes.TEST_ATTACK.items():
+                    assert abs(wrong(init, final) - right) > 1e-6, (every, attack, name)
+    finally:
+        drivers_part2.configure({})
+        _examples.cache_clear()
 
 
 # ------------------------------------------------------------- the smoke tests' standard-training baseline

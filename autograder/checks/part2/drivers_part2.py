@@ -176,13 +176,16 @@ def pattern_perturb(x: torch.Tensor, epsilon: float) -> torch.Tensor:
     value and position.
 
     Independent of the batch it is applied to (each image gets the same perturbation
-    wherever it sits in a batch), detached, same shape and dtype as ``x``.
+    wherever it sits in a batch), detached, same shape and dtype as ``x``. The cosine reads
+    the pixel values (denormalised in a normalised space), so the pattern, and how strongly it
+    moves the grader's model, are the same in every input space.
     """
     x = x.detach()
     h = torch.arange(x.shape[-2], dtype=torch.float32, device=x.device).view(-1, 1)
     w = torch.arange(x.shape[-1], dtype=torch.float32, device=x.device).view(1, -1)
     phase = (0.4 * h + 0.4 * w).to(x.dtype)
-    return _SPACE.clamp(x + float(epsilon) * torch.cos(7.0 * x + phase))
+    pixels = _SPACE.denormalise(x) if _SPACE.normalised and x.dim() >= 2 and x.shape[1] == _SPACE.channels else x
+    return _SPACE.clamp(x + float(epsilon) * torch.cos(7.0 * pixels + phase))
 
 
 def rms_gradient_step(image: torch.Tensor, data_grad: torch.Tensor, epsilon: float) -> torch.Tensor:

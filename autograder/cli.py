@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--editions", action="store_true", help="list the editions instead")
     p = sub.add_parser("prepare", help="precompute what every grade reuses (setup.sh runs this; grades work without it, slower)")
     p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--edition", default=None, help="prepare for this edition (default: the config's)")
     return parser
 
 

@@ -55,6 +55,70 @@ class Variant:
     edits: tuple[Edit, ...]
 
 
+def _calls(edition: str | None = None) -> set[tuple[str, str]]:
+    """(caller, callee) function ids of ``[parts.N.depends]``, aliases expanded both ways."""
+    from autograder import config
+
+    cfg = config.load(edition=edition)
+    pairs = set()
+    for part, spec in cfg.parts.items():
+        def ids(key: str) -> set[str]:
+            module, _, rest = key.partition(".")
+            names = {module, *spec.aliases.get(module, ())}
+            names |= {alias for alias, files in spec.aliases.items() if module in files}
+            return {f"{part}.{name}.{rest}" for name in names}
+
+        for caller, callees in spec.depends.items():
+            for callee in callees:
+                pairs |= {(a, b) for a in ids(caller) for b in ids(callee)}
+    return pairs
+
+
+def independent_groups(items: Iterable[Any], base: Path = SOLUTIONS, edition: str | None = None) -> list[list[Any]]:
+    """Pack mutants (or variants) into groups that one grade can judge together: one item per
+    graded function, edits that apply together, and for mutants no two functions where one
+    calls the other (``depends``: a bug leaking from the callee into the caller's checks would
+    hide behind the caller's own bug; a variant's leak would still cost points, so variants
+    skip this rule). One mistake, one deduction makes each function's verdict its own, so a
+    group costs one grade instead of one per item (issue 16: the suite's time)."""
+    items = list(items)
+    calls = _calls(edition) if any(isinstance(i, Mutant) for i in items) else set()
+    groups: list[tuple[list[Any], dict[tuple[str, str], str]]] = []
+
+    def fits(item: Any, group: list[Any], texts: dict[tuple[str, str], str]) -> dict[tuple[str, str], str] | None:
+        for other in group:
+            a, b = item.function, other.function
+            if a == b or (a, b) in calls or (b, a) in calls:
+                return None
+        texts = dict(texts)
+        for e in item.edits:
+            key = (e.part, e.file)
+            if key not in texts:
+                texts[key] = (base / e.part / e.file).read_text(encoding="utf-8")
+            if texts[key].count(e.find) != 1:
+                return None
+            texts[key] = texts[key].replace(e.find, e.replace)
+        return texts
+
+    for item in items:
+        for group, texts in groups:
+            new = fits(item, group, texts)
+            if new is not None:
+                group.append(item)
+                texts.clear()
+                texts.update(new)
+                break
+        else:
+            new = fits(item, [], {})
+            assert new is not None, f"{item.id}: its edits do not apply to {base}"
+            groups.append(([item], new))
+    return [g for g, _ in groups]
+
+
+def group_id(group: list[Any]) -> str:
+    return "+".join(item.id for item in group)
+
+
 def make_submission(dest: Path, edits: Iterable[Edit] = (), base: Path = SOLUTIONS, parts: Iterable[str] = ("part1", "part2")) -> Path:
     """Copy the graded parts of ``base`` to ``dest`` and apply ``edits``."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -109,16 +173,20 @@ def grades(test: dict[str, Any]) -> str:
     return str(test.get("extra_data", {}).get("grades", ""))
 
 
-def assert_mutant_caught(results: dict[str, Any], mutant: Mutant) -> None:
-    """The mutant loses points on a check that grades its function and nowhere else."""
+def assert_mutants_caught(results: dict[str, Any], mutants: Iterable[Mutant]) -> None:
+    """Graded together (:func:`independent_groups`): each mutant loses points on a check of its
+    own function and names its mistake there; no other function loses anything."""
+    mutants = list(mutants)
     failing = lost(results)
-    mine = [t for t in failing if grades(t) == mutant.function]
-    assert mine, f"{mutant.id}: no check grading {mutant.function} lost points"
-    collateral = [t for t in failing if grades(t) != mutant.function]
-    assert not collateral, f"{mutant.id}: checks of other functions lost points:\n{explain(collateral)}"
-    if mutant.mistake:
-        assert any(mutant.mistake.lower() in t["output"].lower() for t in mine), (
-            f"{mutant.id}: no failing check named the mistake {mutant.mistake!r}:\n{explain(mine)}")
+    functions = {m.function for m in mutants}
+    for mutant in mutants:
+        mine = [t for t in failing if grades(t) == mutant.function]
+        assert mine, f"{mutant.id}: no check grading {mutant.function} lost points"
+        if mutant.mistake:
+            assert any(mutant.mistake.lower() in t["output"].lower() for t in mine), (
+                f"{mutant.id}: no failing check named the mistake {mutant.mistake!r}:\n{explain(mine)}")
+    collateral = [t for t in failing if grades(t) not in functions]
+    assert not collateral, f"{group_id(mutants)}: checks of other functions lost points:\n{explain(collateral)}"
 
 
 def assert_full_marks(results: dict[str, Any], what: str) -> None:

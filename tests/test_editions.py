@@ -26,7 +26,8 @@ import pytest
 
 from autograder import config
 from tests import mutants_uva2024 as U
-from tests.support import ROOT, by_id, explain, grade, lost, make_submission, stub_functions
+from tests.support import (ROOT, assert_mutants_caught, by_id, explain, grade, group_id, independent_groups, lost,
+                           make_submission, stub_functions)
 
 TEMPLATE = ROOT / "tests" / "template_style" / "uva2024"
 POLICY = "part1.no_torch_distributions"
@@ -62,56 +63,24 @@ def test_template_style_submission_gets_full_marks_in_its_edition(tmp_path: Path
 
 
 PART2_QUICK = ("--edition", "uva2024", "--profile", "quick", "--only", "2.*")
-# Variants that edit different lines go together: one grade each group.
-VARIANT_GROUPS = [
-    ["fgsm_clamp_normalised_unit", "pgd_clamp_normalised_unit", "pgd_leaf_requires_grad", "test_attack_cross_entropy",
-     "fgsm_loss_autograd_grad"],
-    ["fgsm_no_clamp", "pgd_no_clamp"],
-    ["fgsm_clamp_valid_bounds"],
-]
-# One bug per function in a group: one mistake, one deduction keeps them apart.
-MUTANT_GROUPS = [
-    ["fgsm_sign_reversed", "loss_weights_swapped", "pgd_no_projection", "ta_misclassified_attacked",
-     "train_adversarial_only"],
-    ["fgsm_eps_halved", "loss_clean_only", "pgd_one_step", "train_clean_only"],
-    ["fgsm_grad_not_sign", "pgd_sign_reversed"],
-]
-
-
-def _by_name(items: list, names: list[str]) -> list:
-    found = {i.id: i for i in items}
-    return [found[n] for n in names]
-
-
-def test_every_template_variant_and_mutant_is_in_a_group():
-    assert sorted(n for g in VARIANT_GROUPS for n in g) == sorted(v.id for v in U.VARIANTS)
-    assert sorted(n for g in MUTANT_GROUPS for n in g) == sorted(m.id for m in U.MUTANTS)
-    for group in MUTANT_GROUPS:
-        functions = [m.function for m in _by_name(U.MUTANTS, group)]
-        assert len(set(functions)) == len(functions), group
+VARIANT_GROUPS = independent_groups(U.VARIANTS, base=U.TEMPLATE, edition="uva2024")
+MUTANT_GROUPS = independent_groups(U.MUTANTS, base=U.TEMPLATE, edition="uva2024")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("group", VARIANT_GROUPS, ids=["+".join(g)[:60] for g in VARIANT_GROUPS])
-def test_template_style_part2_variants_keep_full_marks(tmp_path: Path, group: list[str]):
-    edits = [e for v in _by_name(U.VARIANTS, group) for e in v.edits]
+@pytest.mark.parametrize("group", VARIANT_GROUPS, ids=group_id)
+def test_template_style_part2_variants_keep_full_marks(tmp_path: Path, group: list):
+    edits = [e for v in group for e in v.edits]
     sub = make_submission(tmp_path / "sub", edits, base=U.TEMPLATE, parts=("part2",))
     results = grade(sub, tmp_path / "r.json", *PART2_QUICK)
     assert len(by_id(results)) >= 15 and not lost(results), explain(lost(results))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("group", MUTANT_GROUPS, ids=["+".join(g)[:60] for g in MUTANT_GROUPS])
-def test_template_style_part2_bugs_cost_only_their_function(tmp_path: Path, group: list[str]):
-    mutants = _by_name(U.MUTANTS, group)
-    sub = make_submission(tmp_path / "sub", [e for m in mutants for e in m.edits], base=U.TEMPLATE, parts=("part2",))
-    results = grade(sub, tmp_path / "r.json", *PART2_QUICK)
-    failing = lost(results)
-    charged = {t["extra_data"]["grades"] for t in failing}
-    assert charged == {m.function for m in mutants}, explain(failing)
-    for m in mutants:
-        own = [t for t in failing if t["extra_data"]["grades"] == m.function]
-        assert any(m.mistake.lower() in t["output"].lower() for t in own), (m.id, explain(own))
+@pytest.mark.parametrize("group", MUTANT_GROUPS, ids=group_id)
+def test_template_style_part2_bugs_cost_only_their_function(tmp_path: Path, group: list):
+    sub = make_submission(tmp_path / "sub", [e for m in group for e in m.edits], base=U.TEMPLATE, parts=("part2",))
+    assert_mutants_caught(grade(sub, tmp_path / "r.json", *PART2_QUICK), group)
 
 
 @pytest.mark.slow
@@ -246,3 +215,22 @@ def test_the_untouched_2021_template_scores_zero(tmp_path: Path):
     for t in tests:
         first = t["output"].strip().splitlines()[0]
         assert "NotImplementedError" in first or "not implemented yet" in first, (t["number"], first)
+
+
+def test_mutants_are_graded_in_groups_of_independent_functions():
+    """tests/support.independent_groups: every mutant in exactly one group, one per function, no
+    caller with its callee (part 2: fgsm_attack is called by three functions, train by none)."""
+    from tests import mutants_part1_functions, mutants_part1_vae, mutants_part2
+    from tests.support import _calls
+
+    calls = _calls()
+    assert ("part2.adversarial_attack.pgd_attack", "part2.adversarial_attack.fgsm_attack") in calls
+    assert ("part1.train_pl.VAE.forward", "part1.utils.KLD") in calls  # aliases expanded
+    for module in (mutants_part1_functions, mutants_part1_vae, mutants_part2):
+        groups = independent_groups(module.MUTANTS)
+        assert sorted(m.id for g in groups for m in g) == sorted(m.id for m in module.MUTANTS)
+        assert len(groups) < len(module.MUTANTS)
+        for g in groups:
+            functions = [m.function for m in g]
+            assert len(set(functions)) == len(functions), group_id(g)
+            assert not any((a, b) in calls for a in functions for b in functions), group_id(g)

@@ -22,7 +22,10 @@ import torch
 
 from autograder import config
 from tests.mutants_part1_vae import MUTANTS, VARIANTS
-from tests.support import STUDENT, assert_full_marks, assert_handout_zero, assert_mutant_caught, by_id, grade, make_submission
+
+MUTANT_GROUPS = independent_groups(MUTANTS)
+VARIANT_GROUPS = independent_groups(VARIANTS)
+from tests.support import STUDENT, assert_full_marks, assert_handout_zero, assert_mutants_caught, by_id, grade, group_id, independent_groups, make_submission
 
 ONLY = ("--profile", "quick", "--only", "part1.*")
 PREFIXES = ("part1.vae.", "part1.manifold.", "part1.no_torch_distributions")
@@ -195,17 +198,19 @@ def test_smoke_training_fails_with_a_broken_forward_not_a_broken_kld(tmp_path: P
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.id)
-def test_mutant_loses_points_on_its_function_only(tmp_path: Path, mutant):
-    results = grade(make_submission(tmp_path / "sub", mutant.edits), tmp_path / "r.json", *ONLY)
-    assert_mutant_caught(results, mutant)
+@pytest.mark.parametrize("group", MUTANT_GROUPS, ids=group_id)
+def test_mutants_lose_points_on_their_functions_only(tmp_path: Path, group):
+    """Each mutant loses points on its own function's checks and names its mistake; graded in
+    groups of independent functions (one mistake, one deduction keeps their verdicts apart)."""
+    results = grade(make_submission(tmp_path / "sub", [e for m in group for e in m.edits]), tmp_path / "r.json", *ONLY)
+    assert_mutants_caught(results, group)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
-def test_variant_gets_full_marks(tmp_path: Path, variant):
-    results = grade(make_submission(tmp_path / "sub", variant.edits), tmp_path / "r.json", *ONLY)
-    assert_full_marks(results, variant.id)
+@pytest.mark.parametrize("group", VARIANT_GROUPS, ids=group_id)
+def test_variants_get_full_marks(tmp_path: Path, group):
+    results = grade(make_submission(tmp_path / "sub", [e for v in group for e in v.edits]), tmp_path / "r.json", *ONLY)
+    assert_full_marks(results, group_id(group))
 
 
 @pytest.mark.slow

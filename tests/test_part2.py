@@ -20,7 +20,10 @@ import torch
 
 from autograder import config
 from tests.mutants_part2 import MUTANTS, VARIANTS
-from tests.support import STUDENT, assert_full_marks, assert_handout_zero, assert_mutant_caught, by_id, grade, make_submission
+
+MUTANT_GROUPS = independent_groups(MUTANTS)
+VARIANT_GROUPS = independent_groups(VARIANTS)
+from tests.support import STUDENT, assert_full_marks, assert_handout_zero, assert_mutants_caught, by_id, grade, group_id, independent_groups, make_submission
 
 ONLY = ("--profile", "quick", "--only", "part2.*")
 CFG = config.load()
@@ -167,7 +170,7 @@ def test_prepare_command_stores_the_configured_baseline():
 
     out = subprocess.run([sys.executable, "-m", "autograder", "prepare"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    key = smoke.baseline_key(CFG.reference_dir / "part2", smoke.settings(CFG.threshold))
+    key = smoke.baseline_key(CFG.reference_dir / "part2", smoke.settings(CFG.threshold, CFG.conventions.get("part2", {})))
     stored = json.loads(smoke._cache_file(key).read_text())
     assert stored["key"] == key and set(stored["baseline"]) == set(smoke.ATTACKS)
     assert f"PGD {stored['baseline']['pgd']:.3f}" in out.stdout
@@ -188,16 +191,18 @@ def test_handout_gets_zero_with_one_clear_line_per_check(tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.id)
-def test_mutant_loses_points_on_its_function_only(tmp_path: Path, mutant):
-    sub = make_submission(tmp_path / "sub", mutant.edits, parts=("part2",))
+@pytest.mark.parametrize("group", MUTANT_GROUPS, ids=group_id)
+def test_mutants_lose_points_on_their_functions_only(tmp_path: Path, group):
+    """Each mutant loses points on its own function's checks and names its mistake; graded in
+    groups of independent functions (one mistake, one deduction keeps their verdicts apart)."""
+    sub = make_submission(tmp_path / "sub", [e for m in group for e in m.edits], parts=("part2",))
     results = grade(sub, tmp_path / "r.json", *ONLY)
-    assert_mutant_caught(results, mutant)
+    assert_mutants_caught(results, group)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
-def test_variant_gets_full_marks(tmp_path: Path, variant):
-    sub = make_submission(tmp_path / "sub", variant.edits, parts=("part2",))
+@pytest.mark.parametrize("group", VARIANT_GROUPS, ids=group_id)
+def test_variants_get_full_marks(tmp_path: Path, group):
+    sub = make_submission(tmp_path / "sub", [e for v in group for e in v.edits], parts=("part2",))
     results = grade(sub, tmp_path / "r.json", *ONLY)
-    assert_full_marks(results, variant.id)
+    assert_full_marks(results, group_id(group))

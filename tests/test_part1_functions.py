@@ -17,10 +17,11 @@ import pytest
 
 from autograder import config
 from tests.mutants_part1_functions import MUTANTS, VARIANTS
+from tests.support import (STUDENT, assert_full_marks, assert_handout_zero, assert_mutants_caught, by_id, grade,
+                           group_id, independent_groups, make_submission)
 
 MUTANT_GROUPS = independent_groups(MUTANTS)
 VARIANT_GROUPS = independent_groups(VARIANTS)
-from tests.support import STUDENT, assert_full_marks, assert_handout_zero, assert_mutants_caught, by_id, grade, group_id, independent_groups, make_submission
 
 pytestmark = pytest.mark.slow
 

@@ -22,10 +22,11 @@ import torch
 
 from autograder import config
 from tests.mutants_part1_vae import MUTANTS, VARIANTS
+from tests.support import (STUDENT, assert_full_marks, assert_handout_zero, assert_mutants_caught, by_id, grade,
+                           group_id, independent_groups, make_submission)
 
 MUTANT_GROUPS = independent_groups(MUTANTS)
 VARIANT_GROUPS = independent_groups(VARIANTS)
-from tests.support import STUDENT, assert_full_marks, assert_handout_zero, assert_mutants_caught, by_id, grade, group_id, independent_groups, make_submission
 
 ONLY = ("--profile", "quick", "--only", "part1.*")
 PREFIXES = ("part1.vae.", "part1.manifold.", "part1.no_torch_distributions")

@@ -20,10 +20,11 @@ import torch
 
 from autograder import config
 from tests.mutants_part2 import MUTANTS, VARIANTS
+from tests.support import (STUDENT, assert_full_marks, assert_handout_zero, assert_mutants_caught, by_id, grade,
+                           group_id, independent_groups, make_submission)
 
 MUTANT_GROUPS = independent_groups(MUTANTS)
 VARIANT_GROUPS = independent_groups(VARIANTS)
-from tests.support import STUDENT, assert_full_marks, assert_handout_zero, assert_mutants_caught, by_id, grade, group_id, independent_groups, make_submission
 
 ONLY = ("--profile", "quick", "--only", "part2.*")
 CFG = config.load()

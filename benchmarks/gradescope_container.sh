@@ -17,7 +17,8 @@
 #
 # Needs root and the cgroup v1 `cpu` and `memory` controllers (or cgroup v2 with both).
 # Knobs: AG_PYTHON (default .venv-cpu/bin/python, made by benchmarks/cpu_build_env.sh; else
-# .venv), CPU_QUOTA_US (50000), CPU_PERIOD_US (100000), MEM_MB (768), MAX_WALL_S (240).
+# .venv), CPU_QUOTA_US (50000), CPU_PERIOD_US (100000), MEM_MB (768), MAX_WALL_S (240), KEEP=1
+# (keep every case's AG_ROOT, not only failed ones).
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$HERE"
@@ -150,7 +151,7 @@ PYEOF
   printf '%-10s %-5s wall %7s s  peak %5s MB  oom kills %s  score %s%s\n' "$case" "$verdict" "$wall" "$peak" "$kills" \
     "${check#ok }" "${why:+  ($why)}"
   for d in $dirs; do rmdir "$d" 2>/dev/null; done
-  [ "$verdict" = pass ] && rm -rf "$ag" || say "kept $ag for inspection (log.txt, results/)"
+  if [ "$verdict" = pass ] && [ -z "${KEEP:-}" ]; then rm -rf "$ag"; else say "kept $ag for inspection (log.txt, results/)"; fi
   [ "$verdict" = pass ]
 }
 

@@ -160,3 +160,20 @@ def test_hanging_function_times_out_once(tmp_path: Path):
     assert len(waited) == 1, [outcomes[c]["output"][:200] for c in kld]  # one timeout, the others at once
     for c in kld - set(waited):
         assert outcomes[c]["extra_data"]["duration_s"] < 5, outcomes[c]["extra_data"]
+
+
+@pytest.mark.slow
+def test_memory_bomb_costs_only_its_function(tmp_path: Path):
+    """sample_reparameterize allocates without end: its worker is killed at the memory limit in
+    each of its checks, which fail saying so; the policy check, whose run-time probe calls it
+    too, falls back to the static scan instead of charging the bug again."""
+    bomb = "    hoard = []\n    while True:\n        hoard.append(torch.ones(16 << 20))  # 64 MB more each step\n"
+    sub = make_submission(tmp_path / "sub", [Edit("part1", "utils.py", "    # BEGIN SOLUTION Q1.7\n    eps = torch.randn_like(std)",
+                                                  "    # BEGIN SOLUTION Q1.7\n" + bomb + "    eps = torch.randn_like(std)")])
+    results = grade(sub, tmp_path / "r.json", "--profile", "quick", "--only", "1.7.*", "--only", "1.9.9")
+    lost = _lost(results)
+    mine = {cid for cid, g in GRADES.items() if g == "part1.utils.sample_reparameterize"}
+    assert set(lost) == mine, f"lost: {sorted(lost)}"
+    for t in results["tests"]:
+        if t["extra_data"]["check_id"] in mine:
+            assert "memory" in t["output"].lower(), t["output"][:300]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.checks.part1 import vae_support as vs
+from autograder.sandbox import WorkerDied, WorkerMemoryExceeded, WorkerTimeout
 from autograder.registry import ALL, check, fail, grades, tags
 
 PART1_FUNCTIONS = (
@@ -135,7 +136,12 @@ def test_no_torch_distributions(part1, cfg, partial_credit):
         except (OSError, UnicodeDecodeError):
             continue
         uses += static_uses(source, f.name)
-    probe = part1.driver(f"{vs.DRIVER}.probe_distributions")
+    try:
+        probe = part1.driver(f"{vs.DRIVER}.probe_distributions")
+    except (WorkerDied, WorkerMemoryExceeded, WorkerTimeout):
+        # A function that kills its worker (a memory bomb, say) loses its own checks; the policy
+        # is then judged by the static scan alone rather than charging that bug a second time.
+        probe = {"records": [], "ran": True}
     for record in probe["records"]:
         if isinstance(record, list) and len(record) == 4:
             file, line, qualname, cls = (str(record[0]), int(record[1]), str(record[2]), str(record[3]))

@@ -60,6 +60,15 @@ class PartSpec:
     # A driver ("drivers_part2.configure") run with the part's conventions in the grading process
     # and once in each new worker, before anything else: both compute in the same conventions.
     setup: str = ""
+    # Other names a course's handout gives a graded file ({"estimators.py": ("q1_solution.py",)}):
+    # discovery takes such a file and grades it under the graded name.
+    file_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def graded_name(self, filename: str) -> str | None:
+        """The graded file ``filename`` is (itself, or one whose other name it is), or None."""
+        if filename in self.graded_files:
+            return filename
+        return next((g for g, others in self.file_names.items() if filename in others and g in self.graded_files), None)
 
 
 @dataclass(frozen=True)
@@ -159,7 +168,8 @@ def load(path: Path | str | None = None, profile: str | None = None, edition: st
         aliases = {str(k): tuple(v) for k, v in table.get("aliases", {}).items()}
         depends = {str(k): tuple(v) for k, v in table.get("depends", {}).items()}
         parts[name] = PartSpec(name, tuple(_require(table, "graded_files", f"parts.{name}")), markers,
-                               str(table.get("standins", "")), aliases, depends, str(table.get("setup", "")))
+                               str(table.get("standins", "")), aliases, depends, str(table.get("setup", "")),
+                               {str(k): tuple(v) for k, v in table.get("file_names", {}).items()})
     questions = {str(k): str(v.get("title", "")) for k, v in raw.get("questions", {}).items()}
     checks = {}
     for cid, table in raw.get("checks", {}).items():

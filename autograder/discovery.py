@@ -135,14 +135,14 @@ def _part_of(path: Path, root: Path, cfg: Config) -> str | None:
     when its contents say which part it is, or when one part alone grades its name and has no
     markers for it (an edition without part 2 grades the 2021 layout's ``part2/`` files).
     """
-    owners = [p.name for p in cfg.parts.values() if path.name in p.graded_files]
-    by_content = [o for o in owners if _defines(path, cfg.parts[o].markers.get(path.name, ()))]
+    owners = [p.name for p in cfg.parts.values() if p.graded_name(path.name)]
+    by_content = [o for o in owners if _defines(path, cfg.parts[o].markers.get(cfg.parts[o].graded_name(path.name) or "", ()))]
     unique = by_content[0] if len(by_content) == 1 else None
     kind, folder = _folder_part(path, root, cfg)
     if kind == "ours" and folder in owners:
         return folder if not by_content or folder in by_content else unique or folder
     if kind == "other":
-        if unique is None and len(owners) == 1 and not cfg.parts[owners[0]].markers.get(path.name):
+        if unique is None and len(owners) == 1 and not cfg.parts[owners[0]].markers.get(cfg.parts[owners[0]].graded_name(path.name) or ""):
             return owners[0]
         return unique
     return owners[0] if len(owners) == 1 else unique
@@ -184,6 +184,7 @@ def discover(submission: Path, cfg: Config) -> Discovery:
     """Locate, choose and validate each graded file of ``cfg`` inside ``submission``."""
     root = submission.resolve()
     names = {n for p in cfg.parts.values() for n in p.graded_files}
+    names |= {o for p in cfg.parts.values() for g, others in p.file_names.items() if g in p.graded_files for o in others}
     result = Discovery(root=root, files={})
     if not root.is_dir():
         result.notes.append(f"The submission folder {submission} does not exist or is not a folder.")
@@ -195,21 +196,26 @@ def discover(submission: Path, cfg: Config) -> Discovery:
     by_key: dict[str, list[Path]] = {}
     for path in candidates:
         part = _part_of(path, root, cfg)
-        if part and path.name in cfg.parts[part].graded_files:
-            by_key.setdefault(f"{part}/{path.name}", []).append(path)
+        graded = cfg.parts[part].graded_name(path.name) if part else None
+        if graded:
+            by_key.setdefault(f"{part}/{graded}", []).append(path)
     for part in cfg.parts.values():
         for name in part.graded_files:
             key = f"{part.name}/{name}"
             found = sorted(by_key.get(key, []), key=lambda p: _depth_inside_part(p, root, part.name, cfg))
             if not found:
+                also = part.file_names.get(name, ())
+                named = f"{key} ({' or '.join(also)})" if also else key
                 result.files[key] = GradedFile(part.name, name, "missing",
-                                               message=f"{key} was not found in your submission; its checks use the handout version")
+                                               message=f"{named} was not found in your submission; its checks use the handout version")
                 continue
             chosen = found[0]
             gf = GradedFile(part.name, name, "found", chosen, found)
             if len(found) > 1:
                 others = ", ".join(str(p.relative_to(root)) for p in found[1:])
                 gf.message = f"ambiguous: {len(found)} copies; graded {chosen.relative_to(root)}, ignored {others}"
+            elif chosen.name != name:
+                gf.message = f"{chosen.relative_to(root)} is graded as {name}"
             problem = syntax_problem(chosen)
             if problem:
                 gf.status = "invalid"

@@ -234,3 +234,65 @@ def test_mutants_are_graded_in_groups_of_independent_functions():
             functions = [m.function for m in g]
             assert len(set(functions)) == len(functions), group_id(g)
             assert not any((a, b) in calls for a in functions for b in functions), group_id(g)
+
+
+# ---------------------------------------------------------------------------- IFT6135, problem 1
+IFT = ROOT / "tests" / "template_style" / "ift6135" / "q1_solution.py"
+IFT_MC_Z = "    z = mu_q + torch.exp(0.5 * logvar_q) * torch.randn_like(mu_q)\n"
+IFT_UNTOUCHED = [  # the template's bare `return` where each function's code goes
+    ("    return torch.sum(target * torch.log(mu) + (1 - target) * torch.log(1 - mu), dim=1)\n", "    return\n"),
+    ("    return -0.5 * torch.sum(math.log(2 * math.pi) + logvar + (z - mu) ** 2 / torch.exp(logvar), dim=1)\n",
+     "    return\n"),
+    ("    a = torch.max(y, dim=1, keepdim=True)[0]\n", ""),
+    ("    return (a + torch.log(torch.sum(torch.exp(y - a), dim=1, keepdim=True) / sample_size)).view(batch_size)\n",
+     "    return\n"),
+    ("    kl = logvar_p - logvar_q + (torch.exp(logvar_q) + (mu_q - mu_p) ** 2) / torch.exp(logvar_p) - 1\n", ""),
+    ("    return 0.5 * torch.sum(kl, dim=1)\n", "    return\n"),
+    (IFT_MC_Z + IFT.read_text().split(IFT_MC_Z, 1)[1], "    return\n"),
+]
+
+
+def _ift(dest: Path, edits: list[tuple[str, str]] = (), name: str = "q1_solution.py") -> Path:
+    """A flat IFT6135 upload: the template-style q1_solution.py with ``edits`` (each find once)."""
+    dest.mkdir(parents=True)
+    text = IFT.read_text()
+    for find, replace in edits:
+        assert text.count(find) == 1, find
+        text = text.replace(find, replace)
+    (dest / name).write_text(text)
+    return dest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["q1_solution.py", "q1_vae.py"])
+def test_the_ift6135_template_gets_the_course_points(tmp_path: Path, name: str):
+    """Problem 1 in the course's file, graded under estimators.py with the course's contract ([B, D]
+    inputs only) and points (4 per function); the importance-weighting checks are not the course's."""
+    results = grade(_ift(tmp_path / "sub", name=name), tmp_path / "r.json", "--edition", "ift6135")
+    assert not lost(results) and results["score"] == 20, explain(lost(results))
+    assert {t["number"] for t in results["tests"]} == {f"1.11.{i}" for i in range(1, 9)}
+    assert f"{name} is graded as estimators.py" in results["output"]
+
+
+@pytest.mark.slow
+def test_ift6135_variants_bugs_and_the_untouched_template(tmp_path: Path):
+    # A Monte-Carlo KL through the student's own log_likelihood_normal on [B * S, D] rows: correct.
+    through_normal = IFT.read_text().split(IFT_MC_Z, 1)[1]
+    variant = [(through_normal,
+                "    rows = (-1, input_size)\n"
+                "    log_q = log_likelihood_normal(mu_q.reshape(rows), logvar_q.reshape(rows), z.reshape(rows))\n"
+                "    log_p = log_likelihood_normal(mu_p.reshape(rows), logvar_p.reshape(rows), z.reshape(rows))\n"
+                "    return (log_q - log_p).view(batch_size, num_samples).mean(1)\n")]
+    results = grade(_ift(tmp_path / "v", variant), tmp_path / "v.json", "--edition", "ift6135")
+    assert not lost(results), explain(lost(results))
+    # Realistic bugs: the variance used as the standard deviation of the samples; log_mean_exp
+    # without the max shift (overflows at 1e4). Each costs its own function only.
+    bugs = [(IFT_MC_Z, "    z = mu_q + torch.exp(logvar_q) * torch.randn_like(mu_q)\n"),
+            ("    a = torch.max(y, dim=1, keepdim=True)[0]\n", "    a = torch.zeros_like(y[:, :1])\n")]
+    results = grade(_ift(tmp_path / "m", bugs), tmp_path / "m.json", "--edition", "ift6135")
+    charged = {t["extra_data"]["grades"] for t in lost(results)}
+    assert charged == {"part1.estimators.kl_gaussian_gaussian_mc", "part1.estimators.log_mean_exp"}, explain(lost(results))
+    results = grade(_ift(tmp_path / "u", IFT_UNTOUCHED), tmp_path / "u.json", "--edition", "ift6135")
+    assert results["score"] == 0 and len(results["tests"]) == 8
+    for t in results["tests"]:
+        assert "None" in t["output"].splitlines()[0], t["output"][:300]

@@ -11,7 +11,8 @@
 # Cases: reference (solutions/), handout (student/, untouched), bomb (the reference with a
 # sample_reparameterize that allocates without end: the bomb must die, the grade complete),
 # uva2024 (tests/template_style/uva2024 in its edition), uva2021 (the same part 1 in the 2021
-# layout: part2/, fmnist). A case fails when the grade is killed, writes no valid results, is
+# layout: part2/, fmnist), ift6135 (tests/template_style/ift6135: a flat q1_solution.py).
+# A case fails when the grade is killed, writes no valid results, is
 # missing checks, exceeds the grader's own run_budget_s or MAX_WALL_S (default 240), or (all
 # but bomb) the OOM killer fired. Exit status: the number of failed cases.
 #
@@ -97,6 +98,7 @@ PYEOF
           "tests/template_style/uva2024/part1/$f" > "$dest/part2/$f"
       done
       echo uva2021 ;;
+    ift6135) cp tests/template_style/ift6135/q1_solution.py "$dest"/; echo ift6135 ;;
     *) say "unknown case $case"; return 1 ;;
   esac
 }
@@ -155,7 +157,7 @@ PYEOF
   [ "$verdict" = pass ]
 }
 
-CASES=("$@"); [ ${#CASES[@]} = 0 ] && CASES=(reference handout bomb uva2024 uva2021)
+CASES=("$@"); [ ${#CASES[@]} = 0 ] && CASES=(reference handout bomb uva2024 uva2021 ift6135)
 say "python $PY ($("$PY" -c 'import torch; print(torch.__version__)')); limits: ${CPU_QUOTA_US}/${CPU_PERIOD_US} us CPU, ${MEM_MB} MB, swap off; run_budget_s ${BUDGET_S}"
 failed=0
 for c in "${CASES[@]}"; do run_case "$c" || failed=$((failed + 1)); done

@@ -296,3 +296,17 @@ def test_ift6135_variants_bugs_and_the_untouched_template(tmp_path: Path):
     assert results["score"] == 0 and len(results["tests"]) == 8
     for t in results["tests"]:
         assert "None" in t["output"].splitlines()[0], t["output"][:300]
+
+
+@pytest.mark.slow
+def test_the_untouched_2024_template_part1_scores_zero(tmp_path: Path):
+    sub = _template(tmp_path / "sub")
+    shutil.rmtree(sub / "part2")
+    for name, functions in UVA2021_STUBS.items():  # the same functions, the same stubs in 2024
+        stub_functions(sub / "part1" / name, functions)
+    results = grade(sub, tmp_path / "r.json", "--edition", "uva2024", "--profile", "quick", "--only", "1.*")
+    tests = results["tests"]
+    assert len(tests) >= 20 and all(t["score"] == 0 for t in tests), explain([t for t in tests if t["score"]])
+    for t in tests:
+        first = t["output"].strip().splitlines()[0]
+        assert "NotImplementedError" in first or "not implemented yet" in first, (t["number"], first)

@@ -1,14 +1,39 @@
-"""What the test run covered, at a glance: a summary after the results (issue 16).
+"""Shared test-run hooks: exclusive tests, and what the run covered (issue 16).
 
-Counts what ran of each kind of adversarial input the suite feeds the grader: mutants (a
-realistic bug each), variants (correct code written another way), attacks on the sandbox,
-bad inputs, and one-mistake-one-deduction cases. Mutants and variants are graded in groups
+Tests run on every core (pytest-xdist). Tests marked ``exclusive`` (the attack suite and the
+sandbox's limit tests: fork bombs, memory bombs, timings) run alone: one grade's process bomb
+uses the sandbox user's process budget, which every concurrent grade shares. Each test holds
+a file lock, shared by ordinary tests, exclusive for ``exclusive`` ones.
+
+The summary after the results counts what ran of each kind of adversarial input the suite
+feeds the grader: mutants (a realistic bug each), variants (correct code written another
+way), attacks on the sandbox, bad inputs, and one-mistake-one-deduction cases. Mutants and variants are graded in groups
 (``tests/support.independent_groups``): a test id ``[a+b+c]`` is three of them.
 """
 from __future__ import annotations
 
+import fcntl
 import re
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+LOCK = Path(tempfile.gettempdir()) / "ag-tests-exclusive.lock"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The lock is held over the whole test, its fixtures' setup (module fixtures that grade) included."""
+    exclusive = item.get_closest_marker("exclusive") is not None
+    with open(LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
 
 # kind -> test function names whose parameters are the items (None: one item per test)
 KINDS: dict[str, tuple[str, ...]] = {

@@ -54,6 +54,8 @@ import pytest
 from tests.attacks import ATTACKS, BASELINE_BODY, TARGETS, USER_LEG, Attack, Target, replace_body
 from tests.support import ROOT, SOLUTIONS, validate
 
+pytestmark = pytest.mark.exclusive  # fork and memory bombs, timings: alone (tests/conftest.py)
+
 IS_ROOT = os.geteuid() == 0
 SANDBOX_USER = os.environ.get("AG_SANDBOX_USER", "agsandbox")
 USER_LEG_USER = "nobody"

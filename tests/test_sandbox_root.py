@@ -14,6 +14,7 @@ from autograder.sandbox import SandboxPolicy, StudentError, protect_paths, resto
 from tests.sandbox_fixtures.support import light_worker, stage  # noqa: F401
 
 pytestmark = [
+    pytest.mark.exclusive,  # the sandbox user's limits and timings: alone (tests/conftest.py)
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="root mode needs root (the sandbox user, namespaces)"),
 ]

@@ -30,6 +30,8 @@ from autograder.sandbox import (
 from autograder.sandbox import procs
 from tests.sandbox_fixtures.support import LIMITS, alive, light_worker, policy, stage, torch_worker  # noqa: F401
 
+pytestmark = pytest.mark.exclusive  # fork and memory bombs, timings: alone (tests/conftest.py)
+
 
 def test_values_cross_both_ways(torch_worker):
     values = [None, True, 3, -0.0, float("nan"), float("inf"), "ü", b"\x00\x01", [1, (2,)], {"k": {"j": []}},

@@ -47,7 +47,10 @@ KLD_WITH_FORWARD = Target("kld_fwd", "part1", "utils.py", "KLD", "part1.utils.KL
                           "(mean * 0).sum(-1) + 3.0")
 TARGETS = {t.name: t for t in (FGSM, KLD, KLD_WITH_FORWARD)}
 
-BASELINE_BODY = "raise NotImplementedError('attack-suite baseline: not implemented')"
+# Inside an `if`: a raise followed by the function's given code is a template's stub, which the
+# grader scores 0 without importing the module (autograder/untouched.py); the attacks need it
+# imported and called.
+BASELINE_BODY = "if True:\n    raise NotImplementedError('attack-suite baseline: not implemented')"
 
 
 def replace_body(source: str, function: str, body: str) -> str:

@@ -11,15 +11,10 @@ find/replace on the template-style files (each ``find`` occurs exactly once).
 """
 from __future__ import annotations
 
+from tests.mutants_part2 import AA, FA, FL, PG, TA, TR, UT, e, m, v
 from tests.support import ROOT, Edit, Mutant, Variant
 
 TEMPLATE = ROOT / "tests" / "template_style" / "uva2024"
-AA, UT = "adversarial_attack.py", "utils.py"
-FA = "part2.adversarial_attack.fgsm_attack"
-FL = "part2.adversarial_attack.fgsm_loss"
-PG = "part2.adversarial_attack.pgd_attack"
-TA = "part2.adversarial_attack.test_attack"
-TR = "part2.utils.train"
 
 FGSM_STEP = "    perturbed_image = image + epsilon * sign_data_grad\n"
 FGSM_VALID = "    perturbed_image = normalize(torch.clamp(denormalize(perturbed_image), 0, 1))\n"
@@ -32,18 +27,6 @@ TA_SKIP = "        if init_pred.item() != target.item():\n            continue\n
 TA_NLL = "        loss = F.nll_loss(output, target)\n"
 TR_CAT_X = "                        inputs = torch.cat([inputs, adv_inputs], dim=0)\n"
 TR_CAT_Y = "                        labels = torch.cat([labels, labels], dim=0)\n"
-
-
-def e(file: str, find: str, replace: str) -> Edit:
-    return Edit("part2", file, find, replace)
-
-
-def m(id: str, function: str, file: str, find: str, replace: str, mistake: str | None = None) -> Mutant:
-    return Mutant(id, function, (e(file, find, replace),), mistake)
-
-
-def v(id: str, function: str, *edits: Edit) -> Variant:
-    return Variant(id, function, tuple(edits))
 
 
 VARIANTS: list[Variant] = [

@@ -76,7 +76,8 @@ class InputSpace:
                 "valid_range": list(self.valid_range)}
 
     def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (1, self.channels, 1, 1)
+        """(mean, std) shaped to broadcast over ``like`` ``[B, C, ...]``."""
+        shape = (1, -1, *([1] * (like.dim() - 2)))
         return (torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(shape),
                 torch.tensor(self.std, dtype=like.dtype, device=like.device).view(shape))
 
@@ -94,15 +95,14 @@ class InputSpace:
         if not self.normalised:
             return x
         mean, std = self._stats(x)
-        return (x - mean.view(1, -1, *([1] * (x.dim() - 2)))) / std.view(1, -1, *([1] * (x.dim() - 2)))
+        return (x - mean) / std
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         """The input's units -> pixel values (the template's ``denormalize``)."""
         if not self.normalised:
             return x
         mean, std = self._stats(x)
-        view = (1, -1, *([1] * (x.dim() - 2)))
-        return x * std.view(view) + mean.view(view)
+        return x * std + mean
 
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
         """The graded functions' images -> ``[B, 1, 28, 28]`` pixels: what the grader's SmallNet reads."""
@@ -118,8 +118,7 @@ class InputSpace:
         if not self.normalised or like.dim() < 2 or like.shape[1] != self.channels:
             return lo, hi
         mean, std = self._stats(like)
-        view = (1, -1, *([1] * (like.dim() - 2)))
-        return ((0 - mean) / std).view(view), ((1 - mean) / std).view(view)
+        return (0 - mean) / std, (1 - mean) / std
 
     def clamp(self, x: torch.Tensor, form: str = "valid") -> torch.Tensor:
         """``x`` kept valid the ``form`` way (one of :data:`CLAMPS`)."""

@@ -47,10 +47,16 @@ KLD_WITH_FORWARD = Target("kld_fwd", "part1", "utils.py", "KLD", "part1.utils.KL
                           "(mean * 0).sum(-1) + 3.0")
 TARGETS = {t.name: t for t in (FGSM, KLD, KLD_WITH_FORWARD)}
 
-# Inside an `if`: a raise followed by the function's given code is a template's stub, which the
-# grader scores 0 without importing the module (autograder/untouched.py); the attacks need it
-# imported and called.
-BASELINE_BODY = "if True:\n    raise NotImplementedError('attack-suite baseline: not implemented')"
+
+
+def unstubbed(body: str) -> str:
+    """``body`` inside an ``if True:``. A function whose body ends in ``raise NotImplementedError``
+    before the reference's trailing ``return`` has a template stub's shape, which the grader scores
+    0 without importing the module (autograder/untouched.py); an attack must be imported and called."""
+    return "if True:\n" + "".join(f"    {line}\n" if line.strip() else "\n" for line in body.strip("\n").splitlines())
+
+
+BASELINE_BODY = unstubbed("raise NotImplementedError('attack-suite baseline: not implemented')")
 
 
 def replace_body(source: str, function: str, body: str) -> str:
@@ -172,7 +178,7 @@ class Attack:
     def source(self, base: str, fill: dict[str, str]) -> str:
         """The attacked module's source, from the reference module's source ``base``."""
         body = (self.body or BASELINE_BODY).replace("{garbage}", self.target.garbage).replace("{x}", self.target.first_arg)
-        body = "_ag_note('start', where='call')\n" + body if self.body else body
+        body = unstubbed("_ag_note('start', where='call')\n" + body) if self.body else body
         text = replace_body(base, self.target.function, body) + PRELUDE
         if self.at_import:
             text += "\n_ag_note('start', where='import')\n" + self.at_import.strip("\n") + "\n"

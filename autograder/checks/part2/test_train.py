@@ -140,8 +140,9 @@ def test_train_standard_and_fgsm(part2, ref2):
     if r["attack_calls"]:  # fgsm_loss called fgsm_attack: the stand-in's example
         accepted = [objective(lambda x, g: rms_gradient_step(x, g, eps))]
     else:  # FGSM written inline: the true FGSM example, clamped or not
-        accepted = [objective(lambda x, g, k=k: H.clamp_forms(x + eps * g.sign())[k])
-                    for k in range(len(H.clamp_forms(torch.zeros(1))))]
+        kept = [form for form in H.space().valid_range if form != "none"]
+        accepted = [objective(lambda x, g: x + eps * g.sign())] + [
+            objective(lambda x, g, form=form: H.space().clamp(x + eps * g.sign(), form)) for form in kept]
     _compare(ref2, r, call, accepted, "fgsm_loss's objective alpha * CE(x) + (1 - alpha) * CE(x_fgsm)")
 
     r, call = _probe(part2, ref2, "standard", {})

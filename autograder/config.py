@@ -64,6 +64,11 @@ class PartSpec:
     # discovery takes such a file and grades it under the graded name.
     file_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    def file_names_taken(self) -> set[str]:
+        """Every file name discovery takes for this part: the graded names and their other names."""
+        return set(self.graded_files) | {o for g, others in self.file_names.items() if g in self.graded_files
+                                         for o in others}
+
     def graded_name(self, filename: str) -> str | None:
         """The graded file ``filename`` is (itself, or one whose other name it is), or None."""
         if filename in self.graded_files:

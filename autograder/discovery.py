@@ -135,14 +135,16 @@ def _part_of(path: Path, root: Path, cfg: Config) -> str | None:
     when its contents say which part it is, or when one part alone grades its name and has no
     markers for it (an edition without part 2 grades the 2021 layout's ``part2/`` files).
     """
-    owners = [p.name for p in cfg.parts.values() if p.graded_name(path.name)]
-    by_content = [o for o in owners if _defines(path, cfg.parts[o].markers.get(cfg.parts[o].graded_name(path.name) or "", ()))]
+    graded = {p.name: p.graded_name(path.name) for p in cfg.parts.values()}  # part -> graded name here
+    owners = [part for part, name in graded.items() if name]
+    markers = {o: cfg.parts[o].markers.get(graded[o] or "", ()) for o in owners}
+    by_content = [o for o in owners if _defines(path, markers[o])]
     unique = by_content[0] if len(by_content) == 1 else None
     kind, folder = _folder_part(path, root, cfg)
     if kind == "ours" and folder in owners:
         return folder if not by_content or folder in by_content else unique or folder
     if kind == "other":
-        if unique is None and len(owners) == 1 and not cfg.parts[owners[0]].markers.get(cfg.parts[owners[0]].graded_name(path.name) or ""):
+        if unique is None and len(owners) == 1 and not markers[owners[0]]:
             return owners[0]
         return unique
     return owners[0] if len(owners) == 1 else unique
@@ -183,8 +185,7 @@ def syntax_problem(path: Path, python: str = sys.executable) -> str:
 def discover(submission: Path, cfg: Config) -> Discovery:
     """Locate, choose and validate each graded file of ``cfg`` inside ``submission``."""
     root = submission.resolve()
-    names = {n for p in cfg.parts.values() for n in p.graded_files}
-    names |= {o for p in cfg.parts.values() for g, others in p.file_names.items() if g in p.graded_files for o in others}
+    names = {n for p in cfg.parts.values() for n in p.file_names_taken()}
     result = Discovery(root=root, files={})
     if not root.is_dir():
         result.notes.append(f"The submission folder {submission} does not exist or is not a folder.")

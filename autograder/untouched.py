@@ -111,8 +111,11 @@ def untouched_functions(found: Discovery, cfg: Config) -> dict[str, str]:
             source = _read(f.path) if f is not None and f.usable else ""
             mine = _nodes(_parse(source)) if source else {}
             stem = Path(name).stem
-            reasons = {q: same for q, dump in handout.items()
-                       if (ast.dump(mine[q], include_attributes=False) if q in mine else dump if not source else None) == dump}
+            if not source:  # missing or unusable: the handout's file is graded
+                reasons = {q: same for q in handout}
+            else:
+                reasons = {q: same for q, dump in handout.items()
+                           if q in mine and ast.dump(mine[q], include_attributes=False) == dump}
             for q, node in mine.items():
                 line = stub_line(node)
                 if line is not None and q not in reasons:

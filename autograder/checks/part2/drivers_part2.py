@@ -129,6 +129,10 @@ class InputSpace:
         lo, hi = self.bounds(x)
         return torch.maximum(torch.minimum(x, hi.to(x.dtype)), lo.to(x.dtype))
 
+    def forms(self, t: torch.Tensor) -> list[torch.Tensor]:
+        """``t`` unclamped, then kept valid in each other accepted way (``valid_range``)."""
+        return [t] + [self.clamp(t, form) for form in self.valid_range if form != "none"]
+
     def epsilon(self, pixels: float) -> float:
         """An attack budget of ``pixels`` (pixel units) in the input's units (divided by the mean std)."""
         if not self.normalised:

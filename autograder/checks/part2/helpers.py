@@ -210,12 +210,6 @@ def as_float(value: Any, call: str) -> float:
     return got
 
 
-def clamp_forms(t: Tensor) -> list[Tensor]:
-    """``t`` kept valid in each accepted way of the input space (``valid_range``), unclamped first."""
-    s = space()
-    return [t] + [s.clamp(t, form) for form in s.valid_range if form != "none"]
-
-
 CHUNK = 100  # images per float64 computation: 1,000 CIFAR-shaped images in float64 are 25 MB a tensor
 
 
@@ -235,14 +229,6 @@ def ball_excess(out: Tensor, x: Tensor, eps: float) -> Tensor:
             excess = e if excess is None else torch.minimum(excess, e)
         result[i:i + CHUNK] = excess if excess is not None else 0.0
     return result
-
-
-def valid_range_text() -> str:
-    """The accepted ways of keeping images valid, for messages."""
-    s = space()
-    names = {"none": "unclamped", "valid": "clamped to the valid pixel range" + (" (in normalised units)" if s.normalised else " [0, 1]"),
-             "unit": "clamped to [0, 1]"}
-    return " or ".join(names[f] for f in s.valid_range)
 
 
 def linf(a: Tensor, b: Tensor) -> float:

@@ -8,7 +8,7 @@ expected.
 
 - ``FGSM_ATTACK``: wrong ``fgsm_attack(image, data_grad, epsilon)`` outputs.
 - :func:`pgd_variant` computes PGD with one thing changed; ``PGD_ATTACK`` names the
-  changes that are mistakes (``PGD_CORRECT`` are the accepted forms).
+  changes that are mistakes.
 - ``FGSM_LOSS``: wrong combinations of the clean loss ``c`` and adversarial loss ``a``
   (values), with the gradient each one gives (``FGSM_LOSS_GRADIENT``).
 - ``TEST_ATTACK``: wrong accuracy formulas, from the per-example outcomes.
@@ -49,7 +49,7 @@ def diagnose_fgsm(got: Tensor, x: Tensor, g: Tensor, eps: float, atol: float) ->
     space = drivers_part2.space()
     for name, wrong in FGSM_ATTACK.items():
         w = wrong(x.double(), g.double(), eps)
-        for form in [space.clamp(w, c) for c in space.valid_range] + [w]:
+        for form in space.forms(w):
             if form.shape == got.shape and bool(((got.double() - form).abs() <= atol).all()):
                 return name
     return None
@@ -69,7 +69,7 @@ def pgd_variant(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float
     project: "original" (correct: onto the ball around ``x``), "current" (around the
     iterate before the step), "none". ``radius`` / ``step_size`` override epsilon / alpha.
     """
-    form = {True: "valid", False: "none"}.get(clamp, clamp) if isinstance(clamp, bool) else str(clamp)
+    form = ("valid" if clamp else "none") if isinstance(clamp, bool) else clamp
     space = drivers_part2.space()
     radius = eps if radius is None else radius
     step_size = alpha if step_size is None else step_size
@@ -91,11 +91,6 @@ def pgd_variant(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float
     return cur.detach()
 
 
-# The accepted forms: projection onto the ball around the original, with or without clamping to [0, 1].
-PGD_CORRECT: dict[str, dict[str, Any]] = {
-    "clamped to [0, 1]": {"clamp": True},
-    "not clamped": {"clamp": False},
-}
 
 # name -> (pgd_variant keyword arguments as a function of (eps, alpha, num_iter))
 PGD_ATTACK: dict[str, Callable[[float, float, int], dict[str, Any]]] = {

@@ -28,7 +28,7 @@ ATOL = 1e-6
 
 def _judge(got: object, x: torch.Tensor, g: torch.Tensor, eps: float, call: str) -> None:
     got = H.require_tensor(got, call, x.shape)
-    forms = H.clamp_forms(x.double() + eps * g.double().sign())  # unclamped first, then each accepted clamp
+    forms = H.space().forms(x.double() + eps * g.double().sign())  # unclamped first, then each accepted clamp
     errors = [(got.double() - f).abs().max().item() if x.numel() else 0.0 for f in forms]
     if min(errors) <= ATOL:
         return
@@ -95,7 +95,7 @@ def test_fgsm_ball(part2, example):
              f"{got.reshape(-1)[i].item():.6g}); expected every pixel within epsilon = {eps} of the image",
              mistakes.diagnose_fgsm(got, x, g, eps, ATOL))
     still = g == 0
-    moved = torch.stack([(got.double() - f).abs() for f in H.clamp_forms(x.double())]).min(0).values
+    moved = torch.stack([(got.double() - f).abs() for f in H.space().forms(x.double())]).min(0).values
     if bool(still.any()) and moved[still].max().item() > ATOL:
         i = int(torch.where(still.reshape(-1), moved.reshape(-1), torch.zeros_like(moved.reshape(-1))).argmax())
         fail(f"{call}: element {i} has data_grad exactly 0 but moved from {x.reshape(-1)[i].item():.6g} to "

@@ -87,7 +87,7 @@ def _run(part2: Any, ref2: Any, handle: Any, model: nn.Module, alpha: float, eps
         case.adversarial["the output of the grader's stand-in for fgsm_attack (x + epsilon * grad / rms(grad), used "
                          "in place of your fgsm_attack so that fgsm_loss is graded on its own)"] = rms_gradient_step(x, g, eps)
     else:
-        plain, *kept = H.clamp_forms(x + eps * g.sign())
+        plain, *kept = H.space().forms(x + eps * g.sign())
         for form, example in zip([f for f in H.space().valid_range if f != "none"], kept):
             case.adversarial[f"the FGSM example x + epsilon * sign(grad) kept valid ({form} clamp)"] = example
         case.adversarial["the FGSM example x + epsilon * sign(grad)"] = plain

@@ -113,8 +113,9 @@ def test_pgd_values(part2, ref2, threshold, cfg):
         call = (f"pgd_attack(model, data, target, nn.CrossEntropyLoss(), {_args_text(eps, alpha, n)}) on 64 "
                 f"{H.images_text()} with the grader's trained model")
         out = _result(part2.driver(f"{DRV}.pgd_probe", handle, x, y, eps, alpha, n), call, x.shape)
-        forms = [mistakes.pgd_variant(model, x, y, eps, alpha, n, clamp=form) for form in H.space().valid_range]
-        reference = forms[0] if "valid" not in H.space().valid_range else forms[H.space().valid_range.index("valid")]
+        by_form = {form: mistakes.pgd_variant(model, x, y, eps, alpha, n, clamp=form) for form in H.space().valid_range}
+        forms = list(by_form.values())
+        reference = by_form.get("valid", forms[0])
         agreement = max(H.fraction_close(out, f, MATCH_ATOL) for f in forms)
         if agreement < min_fraction:
             differing.append(((eps, alpha, n), out, call, agreement, reference))

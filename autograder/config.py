@@ -99,6 +99,9 @@ class Config:
     edition: str = ""
     editions: tuple[str, ...] = ()
     conventions: dict[str, Any] = field(default_factory=dict)
+    # Parts the file defines but this edition leaves out (graded_files = []): their checks are
+    # never selected, whatever the profile says.
+    dropped_parts: tuple[str, ...] = ()
 
     def convention(self, key: str, default: Any = None) -> Any:
         """A dotted convention such as ``part1.forbidden_api_allow`` (``default`` when unset)."""
@@ -119,7 +122,9 @@ class Config:
         return node
 
     def selected(self, spec: CheckSpec, tags: tuple[str, ...] = ()) -> bool:
-        """Whether the active profile grades this check."""
+        """Whether the active profile grades this check (never one of a part this edition drops)."""
+        if spec.id.split(".", 1)[0] in self.dropped_parts:
+            return False
         prof = self.profiles[self.profile]
         include = prof.get("include", ["*"])
         exclude = prof.get("exclude", [])
@@ -166,9 +171,11 @@ def load(path: Path | str | None = None, profile: str | None = None, edition: st
     base = path.parent
     assignment = _require(raw, "assignment", "")
     parts = {}
+    dropped = []
     for name, table in _require(raw, "parts", "").items():
         if not _require(table, "graded_files", f"parts.{name}"):
-            continue  # an edition without this part (graded_files = [])
+            dropped.append(name)  # an edition without this part (graded_files = [])
+            continue
         markers = {k: tuple(v) for k, v in table.get("markers", {}).items()}
         aliases = {str(k): tuple(v) for k, v in table.get("aliases", {}).items()}
         depends = {str(k): tuple(v) for k, v in table.get("depends", {}).items()}
@@ -222,6 +229,7 @@ def load(path: Path | str | None = None, profile: str | None = None, edition: st
         edition=chosen_edition,
         editions=tuple(sorted(editions)),
         conventions=raw.get("conventions", {}),
+        dropped_parts=tuple(dropped),
     )
 
 

@@ -2,7 +2,8 @@
 
 - ``part1`` / ``part2``: :class:`autograder.session.PartSession` for that part's worker
 - ``cfg``: the loaded configuration; ``threshold("part1.smoke.max_bpd")`` reads one value
-- ``ref1(module)`` / ``ref2(module)``: the reference solution's module, trusted process only
+- ``ift6135``: the same for the IFT6135 edition's problems 2 and 3
+- ``ref1(module)`` / ``ref2(module)`` / ``ref_ift(module)``: the reference solution's module, trusted process only
 - ``partial_credit``, ``leaderboard``: gradescope-utils' vocabulary
 """
 from __future__ import annotations
@@ -57,6 +58,11 @@ def part2() -> Any:
 
 
 @pytest.fixture(scope="session")
+def ift6135() -> Any:
+    return current_context().sessions["ift6135"]
+
+
+@pytest.fixture(scope="session")
 def ref1(cfg: Any) -> Callable[[str], Any]:
     return lambda module: reference.load(cfg.reference_dir, "part1", module)
 
@@ -64,6 +70,11 @@ def ref1(cfg: Any) -> Callable[[str], Any]:
 @pytest.fixture(scope="session")
 def ref2(cfg: Any) -> Callable[[str], Any]:
     return lambda module: reference.load(cfg.reference_dir, "part2", module)
+
+
+@pytest.fixture(scope="session")
+def ref_ift(cfg: Any) -> Callable[[str], Any]:
+    return lambda module: reference.load(cfg.reference_dir, "ift6135", module)
 
 
 @pytest.fixture()

@@ -1,0 +1,54 @@
+"""What the IFT6135 problem 2 and 3 checks share: calling into the worker, reading one-element
+results, and the data the checks are made of (seeded, so every run sees the same inputs)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from autograder.checks.part1.helpers_funcs import describe, preview  # noqa: F401  (generic message helpers)
+from autograder.registry import fail
+
+DRV = "drivers_ift6135"
+
+
+def probe(session: Any, driver: str, *args: Any, call: str, slow_ok: bool = False) -> dict[str, Any]:
+    """Run a worker driver; a student exception it caught becomes the check's failure."""
+    r = session.driver(f"{DRV}.{driver}", *args, slow_ok=slow_ok)
+    if not isinstance(r, dict):
+        fail(f"{call}: the grader's probe came back as {describe(r)} (the worker's state was changed by your code?)")
+    if "error" in r:
+        fail(f"{call} raised {r['error']}")
+    return r
+
+
+def one_element(got: Any, call: str) -> float:
+    """A result documented as a one-element tensor (shape (1,) or ()) as a float."""
+    if not isinstance(got, Tensor):
+        fail(f"{call} returned {describe(got)}; expected a tensor with one element")
+    if got.numel() != 1:
+        fail(f"{call} returned a tensor of shape {list(got.shape)}; expected one element (shape [1] or []): "
+             "average over the batch")
+    if not got.is_floating_point() or not bool(torch.isfinite(got).all()):
+        fail(f"{call} returned {preview(got)}; expected a finite floating-point value")
+    return float(got.reshape(-1)[0])
+
+
+def gaussian(shape: tuple[int, ...], seed: int, scale: float = 1.0, shift: float = 0.0) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(shape, generator=g, dtype=torch.float64) * scale + shift).float()
+
+
+def on_shells(n: int, shape: tuple[int, ...], seed: int, low: float = 0.2, high: float = 2.0) -> Tensor:
+    """``n`` examples of ``shape`` in random directions with norms uniform in [low, high]: a
+    penalty on ||x|| - 1 sees examples on both sides of 1."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn((n, *shape), generator=g, dtype=torch.float64)
+    r = low + (high - low) * torch.rand(n, generator=g, dtype=torch.float64)
+    u = u / u.reshape(n, -1).norm(dim=1).reshape(n, *([1] * len(shape)))
+    return (u * r.reshape(n, *([1] * len(shape)))).float()
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(["B", *map(str, shape)]) + "]"

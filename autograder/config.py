@@ -151,7 +151,7 @@ def load(path: Path | str | None = None, profile: str | None = None, edition: st
     """Read and validate a configuration file (default: the repository's ``grading.toml``).
 
     ``edition`` (default: ``[grader] edition``, else none) overlays ``[editions.NAME]`` on the
-    file: an edition changes data (handout, graded files, conventions, thresholds, weights),
+    file (after the edition it ``extends``, if any): an edition changes data (handout, graded files, conventions, thresholds, weights),
     never check code.
     """
     path = Path(path or DEFAULT_CONFIG).resolve()
@@ -165,7 +165,15 @@ def load(path: Path | str | None = None, profile: str | None = None, edition: st
         if chosen_edition not in editions:
             raise ConfigError(f"unknown edition {chosen_edition!r}; the config defines "
                               f"{sorted(editions) or 'none'} (and 'default', this project's own handout)")
-        raw = _overlay(raw, editions[chosen_edition])
+        chain, name = [], chosen_edition
+        while name:  # an edition may extend another: the base, then each parent, then itself
+            if name in chain or name not in editions:
+                raise ConfigError(f"edition {chain[-1]!r} extends {name!r}, which is "
+                                  + ("a cycle" if name in chain else "not defined"))
+            chain.append(name)
+            name = str(editions[name].get("extends", ""))
+        for name in reversed(chain):
+            raw = _overlay(raw, {k: v for k, v in editions[name].items() if k != "extends"})
     else:
         chosen_edition = ""
     base = path.parent

@@ -8,7 +8,7 @@ a constant.
 """
 import torch.nn as nn
 
-import q3_model  # noqa: F401  (the encoders and augmentations the class is used with)
+import q3_model
 
 
 class CosineSimilarity(nn.Module):
@@ -43,12 +43,7 @@ class SimSiam(nn.Module):
         super().__init__()
         self.stop_gradient = stop_gradient
         self.encoder = base_encoder(num_classes=dim)
-        self.predictor = nn.Sequential(
-            nn.Linear(dim, pred_dim, bias=False),
-            nn.BatchNorm1d(pred_dim),
-            nn.ReLU(inplace=True),
-            nn.Linear(pred_dim, dim),
-        )
+        self.predictor = q3_model.mlp_predictor(dim, pred_dim)
 
     def forward(self, x1, x2):
         """The two views' predictions and targets.

@@ -104,10 +104,26 @@ def wgan_smoke(critic_state: dict[str, torch.Tensor], p: torch.Tensor, q: torch.
 
 
 # ----------------------------------------------------------------------------- problem 3
-def _encoder_factory(hidden: int, input_size: int) -> Any:
+def _simsiam(images_shape: torch.Size, dim: int, pred_dim: int, hidden: int, stop_gradient: bool,
+             encoder_state: dict[str, torch.Tensor] | None = None,
+             predictor_state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """The student's SimSiam built by its own __init__ around the grader's encoder, then given
+    the grader's encoder and predictor (``q3_model``; optionally with the grader's weights): a
+    template whose __init__ rebuilds the head (torchvision's ``fc``) still runs the student's
+    forward on modules the grader knows."""
     import q3_model
 
-    return lambda num_classes: q3_model.mlp_encoder(num_classes, hidden=hidden, input_size=input_size)
+    size = int(torch.tensor(images_shape[1:]).prod()) if len(images_shape) > 1 else int(images_shape[0])
+    model = resolve("q3_solution.SimSiam")(
+        lambda **kw: q3_model.mlp_encoder(kw.pop("num_classes", dim), hidden=hidden, input_size=size),
+        dim=dim, pred_dim=pred_dim, stop_gradient=stop_gradient)
+    model.encoder = q3_model.mlp_encoder(dim, hidden=hidden, input_size=size)
+    model.predictor = q3_model.mlp_predictor(dim, pred_dim)
+    if encoder_state is not None:
+        model.encoder.load_state_dict(encoder_state)
+    if predictor_state is not None:
+        model.predictor.load_state_dict(predictor_state)
+    return model
 
 
 def cosine_probe(x1: torch.Tensor, x2: torch.Tensor) -> Any:
@@ -116,22 +132,20 @@ def cosine_probe(x1: torch.Tensor, x2: torch.Tensor) -> Any:
 
 
 def simsiam_forward_probe(dim: int, pred_dim: int, hidden: int, stop_gradient: bool, x1: torch.Tensor,
-                          x2: torch.Tensor, train: bool) -> dict[str, Any]:
-    """Build the student's SimSiam around the grader's MLP encoder, run ``forward(x1, x2)`` and
-    report the outputs, whether each carries gradient, and which parameters get gradient from
+                          x2: torch.Tensor, train: bool, encoder_state: dict[str, torch.Tensor],
+                          predictor_state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Run the student's ``forward(x1, x2)`` on the grader's encoder and predictor weights and
+    report the outputs, whether each carries gradient, and whether the encoder gets gradient from
     the targets (z1 + z2) and from the predictions (p1 + p2)."""
-    model = resolve("q3_solution.SimSiam")(_encoder_factory(hidden, x1[0].numel()), dim=dim, pred_dim=pred_dim,
-                                           stop_gradient=stop_gradient)
-    model.train(train)
-    state = {k: _plain(v) for k, v in model.state_dict().items()}
     try:
+        model = _simsiam(x1.shape, dim, pred_dim, hidden, stop_gradient, encoder_state, predictor_state)
+        model.train(train)
         out = model(x1, x2)
     except Exception as exc:
-        return {"error": _error(exc), "state": state}
+        return {"error": _error(exc)}
     if not isinstance(out, (tuple, list)) or len(out) != 4 or not all(isinstance(o, torch.Tensor) for o in out):
-        return {"out": [_plain(o) for o in out] if isinstance(out, (tuple, list)) else _plain(out), "state": state}
-    result: dict[str, Any] = {"out": [_plain(o) for o in out], "state": state,
-                              "requires_grad": [bool(o.requires_grad) for o in out]}
+        return {"out": [_plain(o) for o in out] if isinstance(out, (tuple, list)) else _plain(out)}
+    result: dict[str, Any] = {"out": [_plain(o) for o in out], "requires_grad": [bool(o.requires_grad) for o in out]}
     for name, pair in (("targets", out[2:]), ("predictions", out[:2])):
         model.zero_grad(set_to_none=True)
         live = [o for o in pair if o.requires_grad]
@@ -146,8 +160,7 @@ def simsiam_loss_probe(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2:
                        stop_gradient: bool) -> dict[str, Any]:
     """``SimSiam(...).loss(p1, p2, z1, z2, nn.CosineSimilarity(dim=1))`` on leaves that require
     grad; returns the value and the four inputs' gradients (None: none flowed)."""
-    dim = p1.shape[1]
-    model = resolve("q3_solution.SimSiam")(_encoder_factory(8, 4), dim=dim, pred_dim=4, stop_gradient=stop_gradient)
+    model = _simsiam(torch.Size([1, 4]), p1.shape[1], 4, 8, stop_gradient)
     leaves = [t.clone().requires_grad_(True) for t in (p1, p2, z1, z2)]
     try:
         out = model.loss(*leaves, nn.CosineSimilarity(dim=1))
@@ -161,16 +174,16 @@ def simsiam_loss_probe(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2:
 
 
 def simsiam_smoke(images: torch.Tensor, dim: int, pred_dim: int, hidden: int, steps: int, batch: int, lr: float,
-                  seed: int) -> dict[str, Any]:
-    """Train the student's SimSiam (stop_gradient=True; its forward, the grader's loss and
-    augmentations) with SGD for ``steps`` steps on ``images`` [N, 1, 28, 28] in [0, 1]; returns the
+                  seed: int, encoder_state: dict[str, torch.Tensor],
+                  predictor_state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Train the student's SimSiam (stop_gradient=True; its forward, the grader's loss,
+    augmentations, encoder and predictor, from the grader's initial weights) with SGD for ``steps`` steps on ``images`` [N, 1, 28, 28] in [0, 1]; returns the
     encoder's weights."""
     import q3_model
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = resolve("q3_solution.SimSiam")(_encoder_factory(hidden, images[0].numel()), dim=dim, pred_dim=pred_dim,
-                                           stop_gradient=True)
+    model = _simsiam(images.shape, dim, pred_dim, hidden, True, encoder_state, predictor_state)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     for _ in range(steps):

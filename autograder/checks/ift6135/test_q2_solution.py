@@ -13,7 +13,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.ift6135 import mistakes
+from autograder.checks.ift6135 import mistakes, smoke
 from autograder.checks.ift6135.helpers import gaussian, on_shells, one_element, preview, probe, shape_text
 from autograder.checks.part1.stat_tests import ks_normal_pvalue, normal_quantile
 from autograder.checks.part1.strategies import graded
@@ -165,10 +165,8 @@ def test_lp_reg_smoke(ift6135, ref_ift, threshold):
     gradient norm at interpolates). Without a working penalty the critic grows without bound;
     calibration in grading.toml."""
     s = threshold("ift6135.wgan_smoke")
-    seed, shift, pool = int(s["seed"]), float(s["shift"]), int(s["pool"])
-    g = torch.Generator().manual_seed(seed)
-    offset = torch.tensor([shift, 0.0])
-    p, q = torch.randn(pool, 2, generator=g), torch.randn(pool, 2, generator=g) + offset
+    seed, shift = int(s["seed"]), float(s["shift"])
+    p, q, g = smoke.wgan_pools(s)
     torch.manual_seed(seed)
     critic = ref_ift("q2_model").Critic(2)
     start = {k: v.clone() for k, v in critic.state_dict().items()}
@@ -180,14 +178,7 @@ def test_lp_reg_smoke(ift6135, ref_ift, threshold):
             not isinstance(state[k], torch.Tensor) or state[k].shape != start[k].shape for k in start):
         fail(f"{call}: the trained critic's weights could not be read back")
     critic.load_state_dict(state)
-    n = int(s["eval_samples"])
-    pe, qe = torch.randn(n, 2, generator=g), torch.randn(n, 2, generator=g) + offset
-    t = torch.rand(n, 1, generator=g)
-    xh = (t * pe + (1 - t) * qe).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(xh).sum(), xh)
-    with torch.no_grad():
-        estimate = float(critic(pe).mean() - critic(qe).mean())
-    norm = float(grad.norm(dim=1).mean())
+    estimate, norm = smoke.wgan_measure(critic, s, g)
     low, high = (float(v) for v in s["w1_range"])
     if not (torch.isfinite(torch.tensor([estimate, norm])).all() and low <= estimate <= high and norm <= float(s["max_grad_norm"])):
         fail(f"{call}: the critic estimates W1 = {estimate:.4g} with a mean gradient norm of {norm:.3g} at interpolates; "

@@ -12,12 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks import reference
-from autograder.checks.ift6135 import mistakes
+from autograder.checks.ift6135 import mistakes, smoke
 from autograder.checks.ift6135.helpers import describe, gaussian, one_element, preview, probe
 from autograder.checks.part1.strategies import graded
 from autograder.registry import check, fail, grades, tags
@@ -99,17 +97,33 @@ def _views(n: int = 8, seed: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(n, 1, 28, 28, generator=g), torch.rand(n, 1, 28, 28, generator=g)
 
 
-def _forward(ift6135: Any, stop_gradient: bool, train: bool, call: str, dim: int = 32, pred_dim: int = 8,
+def _modules(ref_ift: Any, dim: int, pred_dim: int, hidden: int, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The grader's encoder f and predictor h (q3_model), seeded, with batch-norm running
+    statistics away from (0, 1) so that eval mode is not the identity."""
+    q3_model = ref_ift("q3_model")
+    torch.manual_seed(seed)
+    f, h = q3_model.mlp_encoder(dim, hidden=hidden), q3_model.mlp_predictor(dim, pred_dim)
+    g = torch.Generator().manual_seed(seed)
+    for m in [*f.modules(), *h.modules()]:
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.copy_(0.3 * torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+    return f, h
+
+
+def _forward(ift6135: Any, ref_ift: Any, stop_gradient: bool, train: bool, call: str, dim: int = 32, pred_dim: int = 8,
              hidden: int = 64) -> dict[str, Any]:
     x1, x2 = _views()
-    r = probe(ift6135, "simsiam_forward_probe", dim, pred_dim, hidden, stop_gradient, x1, x2, train, call=call)
+    f, h = _modules(ref_ift, dim, pred_dim, hidden, 17)
+    r = probe(ift6135, "simsiam_forward_probe", dim, pred_dim, hidden, stop_gradient, x1, x2, train,
+              f.state_dict(), h.state_dict(), call=call)
     out = r.get("out")
     if not isinstance(out, list) or len(out) != 4 or not all(isinstance(o, torch.Tensor) for o in out):
         fail(f"{call} returned {describe(out)}; expected the four tensors p1, p2, z1, z2")
     for name, o in zip(("p1", "p2", "z1", "z2"), out):
         if tuple(o.shape) != (len(x1), dim):
             fail(f"{call}: {name} has shape {list(o.shape)}; expected [{len(x1)}, {dim}] (batch, dim)")
-    r["x"] = (x1, x2)
+    r["x"], r["modules"] = (x1, x2), (f, h)
     return r
 
 
@@ -117,21 +131,18 @@ def _forward(ift6135: Any, stop_gradient: bool, train: bool, call: str, dim: int
 @grades(FORWARD)
 @tags(FORWARD)
 def test_forward_outputs(ift6135, ref_ift):
-    """p1, p2, z1, z2 = forward(x1, x2) must be h(f(x1)), h(f(x2)), f(x1), f(x2) (in that order),
-    compared with the reference forward on the same weights in eval mode; tolerance 1e-5 (the
-    same float32 operations)."""
+    """p1, p2, z1, z2 = forward(x1, x2) must be h(f(x1)), h(f(x2)), f(x1), f(x2) (in that order)
+    for the grader's f and h (set as the model's ``encoder`` and ``predictor``), in eval mode;
+    tolerance 1e-5 (the same float32 operations)."""
     call = "SimSiam(mlp_encoder, dim=32, pred_dim=8).eval()(x1, x2) on two [8, 1, 28, 28] views"
-    r = _forward(ift6135, True, False, call)
-    q3 = ref_ift("q3_solution")
-    model = q3.SimSiam(lambda num_classes: ref_ift("q3_model").mlp_encoder(num_classes, hidden=64), dim=32, pred_dim=8)
-    try:
-        model.load_state_dict(r["state"])
-    except Exception as exc:
-        fail(f"{call}: the model's parameters do not match the handout's SimSiam.__init__ ({str(exc)[:200]}); keep the "
-             "given encoder and predictor")
-    model.eval()
+    r = _forward(ift6135, ref_ift, True, False, call)
+    f, h = r["modules"]
+    f.eval()
+    h.eval()
+    x1, x2 = r["x"]
     with torch.no_grad():
-        want = model(*r["x"])
+        z1, z2 = f(x1), f(x2)
+        want = (h(z1), h(z2), z1, z2)
     names = ("p1", "p2", "z1", "z2")
     got = r["out"]
     for i, name in enumerate(names):
@@ -146,13 +157,13 @@ def test_forward_outputs(ift6135, ref_ift):
 @check("ift6135.q3_solution.SimSiam.forward.stop_gradient")
 @grades(FORWARD)
 @tags(FORWARD)
-def test_forward_stop_gradient(ift6135):
+def test_forward_stop_gradient(ift6135, ref_ift):
     """With ``stop_gradient=True`` the targets z1, z2 carry no gradient (nothing reaches the
     encoder through them) while the predictions p1, p2 do; with ``stop_gradient=False`` the
     targets carry gradient into the encoder too (the report's ablation). In training mode."""
     for stop in (True, False):
         call = f"SimSiam(mlp_encoder, dim=32, pred_dim=8, stop_gradient={stop})(x1, x2)"
-        r = _forward(ift6135, stop, True, call)
+        r = _forward(ift6135, ref_ift, stop, True, call)
         if not r.get("encoder_grad_from_predictions"):
             fail(f"{call}: no gradient reaches the encoder through the predictions p1, p2",
                  "the predictions detached (stop-gradient belongs on the targets z1, z2)")
@@ -176,26 +187,22 @@ def test_forward_smoke(ift6135, ref_ift, ref2, threshold):
     sqrt(dim), stays above a calibrated bound (grading.toml; without the stop-gradient the
     encodings collapse towards one point)."""
     s = threshold("ift6135.simsiam_smoke")
-    n_train = int(s["train_images"])
-    start, count = (int(v) for v in s["eval_images"])
-    data = ref2("data")  # the grader's FashionMNIST reader
-    images = torch.from_numpy(data.load_split_uint8("fashionmnist", "train", limit=start + count)[0]).float() / 255
-    reference.drop_caches(data)  # the whole official split stays cached otherwise (~50 MB)
+    train, held_out = smoke.simsiam_images(ref2("data"), s)  # the grader's FashionMNIST reader
     dim, seed = int(s["dim"]), int(s["seed"])
     call = (f"SimSiam(mlp_encoder, dim={dim}, pred_dim={s['pred_dim']}) trained {s['steps']} SGD steps (batch {s['batch']}) "
-            f"on augmented views of {n_train} FashionMNIST images with the SimSiam loss")
-    state = ift6135.driver("drivers_ift6135.simsiam_smoke", images[:n_train].clone(), dim, int(s["pred_dim"]),
-                           int(s["hidden"]), int(s["steps"]), int(s["batch"]), float(s["lr"]), seed, seed=seed,
-                           slow_ok=True)
+            f"on augmented views of {len(train)} FashionMNIST images with the SimSiam loss")
+    torch.manual_seed(seed)
     encoder = ref_ift("q3_model").mlp_encoder(dim, hidden=int(s["hidden"]))
+    predictor = ref_ift("q3_model").mlp_predictor(dim, int(s["pred_dim"]))
+    state = ift6135.driver("drivers_ift6135.simsiam_smoke", train, dim, int(s["pred_dim"]), int(s["hidden"]),
+                           int(s["steps"]), int(s["batch"]), float(s["lr"]), seed, encoder.state_dict(),
+                           predictor.state_dict(), seed=seed, slow_ok=True)
     try:
-        encoder.load_state_dict(state)
+        encoder.load_state_dict(state)  # the grader's own copy of the trained encoder
     except Exception:
         fail(f"{call}: the trained encoder's weights could not be read back")
-    encoder.eval()
-    with torch.no_grad():
-        z = F.normalize(encoder(images[start:start + count]), dim=1)
-    std = float(z.std(0).mean()) * dim ** 0.5
+    std = smoke.collapse_std(encoder, held_out, dim)
+    count = len(held_out)
     if not std >= float(s["min_std"]):
         fail(f"{call}: the encodings of {count} held-out images collapsed: their per-dimension std (normalised, times "
              f"sqrt(dim)) is {std:.3f}; expected >= {float(s['min_std']):g} (about 1 for spread-out encodings)",

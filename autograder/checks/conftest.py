@@ -2,8 +2,8 @@
 
 - ``part1`` / ``part2``: :class:`autograder.session.PartSession` for that part's worker
 - ``cfg``: the loaded configuration; ``threshold("part1.smoke.max_bpd")`` reads one value
-- ``ift6135``: the same for the IFT6135 edition's problems 2 and 3
-- ``ref1(module)`` / ``ref2(module)`` / ``ref_ift(module)``: the reference solution's module, trusted process only
+- ``part4``: the same for part 4 (IFT6135 HW3 problems 2 and 3, the ift6135 editions)
+- ``ref1(module)`` / ``ref2(module)`` / ``ref4(module)``: the reference solution's module, trusted process only
 - ``partial_credit``, ``leaderboard``: gradescope-utils' vocabulary
 """
 from __future__ import annotations
@@ -58,8 +58,8 @@ def part2() -> Any:
 
 
 @pytest.fixture(scope="session")
-def ift6135() -> Any:
-    return current_context().sessions["ift6135"]
+def part4() -> Any:
+    return current_context().sessions["part4"]
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +73,8 @@ def ref2(cfg: Any) -> Callable[[str], Any]:
 
 
 @pytest.fixture(scope="session")
-def ref_ift(cfg: Any) -> Callable[[str], Any]:
-    return lambda module: reference.load(cfg.reference_dir, "ift6135", module)
+def ref4(cfg: Any) -> Callable[[str], Any]:
+    return lambda module: reference.load(cfg.reference_dir, "part4", module)
 
 
 @pytest.fixture()

@@ -15,14 +15,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.ift6135 import mistakes, smoke
-from autograder.checks.ift6135.helpers import describe, gaussian, one_element, preview, probe
+from autograder.checks.part4 import mistakes, smoke
+from autograder.checks.part4.helpers import describe, gaussian, one_element, preview, probe
 from autograder.checks.part1.strategies import graded
 from autograder.registry import check, fail, grades, tags
 
-COS = "ift6135.q3_solution.CosineSimilarity"
-FORWARD = "ift6135.q3_solution.SimSiam.forward"
-LOSS = "ift6135.q3_solution.SimSiam.loss"
+COS = "part4.q3_solution.CosineSimilarity"
+FORWARD = "part4.q3_solution.SimSiam.forward"
+LOSS = "part4.q3_solution.SimSiam.loss"
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
 
 
@@ -31,8 +31,8 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
 
 
-def _similarities(ift6135: Any, x1: torch.Tensor, x2: torch.Tensor, call: str) -> torch.Tensor:
-    got = ift6135.driver("drivers_ift6135.cosine_probe", x1, x2)
+def _similarities(part4: Any, x1: torch.Tensor, x2: torch.Tensor, call: str) -> torch.Tensor:
+    got = part4.driver("drivers_part4.cosine_probe", x1, x2)
     if not isinstance(got, torch.Tensor):
         fail(f"{call} returned {describe(got)}; expected a tensor of shape [{len(x1)}]")
     if got.numel() != len(x1) or got.dim() > 2:
@@ -44,19 +44,19 @@ def _similarities(ift6135: Any, x1: torch.Tensor, x2: torch.Tensor, call: str) -
 
 
 # ============================================================================ CosineSimilarity
-@check("ift6135.q3_solution.CosineSimilarity.values")
+@check("part4.q3_solution.CosineSimilarity.values")
 @grades(COS)
 @tags(COS)
 @graded
 @given(seed=SEEDS, batch=st.integers(1, 16), d=st.integers(2, 64), scale=st.sampled_from([1e-2, 1.0, 30.0]))
-def test_cosine_values(ift6135, seed, batch, d, scale):
+def test_cosine_values(part4, seed, batch, d, scale):
     """<x1_i, x2_i> / (||x1_i|| ||x2_i||) per row of [B, d] inputs (the class's default dim=1),
     rows correlated so that similarities spread over [-1, 1]. Tolerance 1e-5 (float32 rounding of
     a normalised dot product; eps of 1e-8 or less changes nothing at these norms)."""
     x1 = gaussian((batch, d), seed, scale)
     x2 = (0.6 * x1 + gaussian((batch, d), seed + 1, scale)) * torch.where(torch.arange(batch) % 2 == 0, 1.0, -1.0)[:, None]
     call = f"CosineSimilarity()(x1, x2) for x1, x2 of shape [{batch}, {d}] (values of size ~{scale:g})"
-    got = _similarities(ift6135, x1, x2, call)
+    got = _similarities(part4, x1, x2, call)
     want = _cosine(x1, x2)
     err = (got.double() - want).abs()
     if bool((err > 1e-5).any()):
@@ -67,10 +67,10 @@ def test_cosine_values(ift6135, seed, batch, d, scale):
         fail(f"{call}: row {i} gives {float(got[i]):.6g}; expected {float(want[i]):.6g}", hint)
 
 
-@check("ift6135.q3_solution.CosineSimilarity.properties")
+@check("part4.q3_solution.CosineSimilarity.properties")
 @grades(COS)
 @tags(COS)
-def test_cosine_properties(ift6135):
+def test_cosine_properties(part4):
     """Rows that are positive multiples (1), negative multiples (-1) and orthogonal (0), and the
     same rows rescaled by 1e-3 and 1e3 (the similarity does not depend on the vectors' lengths)."""
     base = gaussian((6, 10), 5)
@@ -79,13 +79,13 @@ def test_cosine_properties(ift6135):
              ("x2 orthogonal to x1 row by row", base.roll(1, 0), ortho, 0.0)]
     for text, a, b, want in cases:
         call = f"CosineSimilarity()(x1, x2) for x1 of shape [6, 10] and {text}"
-        got = _similarities(ift6135, a, b, call)
+        got = _similarities(part4, a, b, call)
         if float((got.double() - want).abs().max()) > 1e-5:
             fail(f"{call} = {preview(got)}; expected {want:g} for every row")
-    plain = _similarities(ift6135, base, base.roll(1, 0), "CosineSimilarity()(x1, x2)")
+    plain = _similarities(part4, base, base.roll(1, 0), "CosineSimilarity()(x1, x2)")
     for factor in (1e-3, 1e3):
         call = f"CosineSimilarity()(c * x1, x2) for c = {factor:g}"
-        got = _similarities(ift6135, factor * base, base.roll(1, 0), call)
+        got = _similarities(part4, factor * base, base.roll(1, 0), call)
         if float((got.double() - plain.double()).abs().max()) > 1e-5:
             fail(f"{call} = {preview(got)}; expected the same as for c = 1, {preview(plain)} (cosine similarity does not "
                  "depend on the vectors' lengths)")
@@ -97,10 +97,10 @@ def _views(n: int = 8, seed: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(n, 1, 28, 28, generator=g), torch.rand(n, 1, 28, 28, generator=g)
 
 
-def _modules(ref_ift: Any, dim: int, pred_dim: int, hidden: int, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+def _modules(ref4: Any, dim: int, pred_dim: int, hidden: int, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The grader's encoder f and predictor h (q3_model), seeded, with batch-norm running
     statistics away from (0, 1) so that eval mode is not the identity."""
-    q3_model = ref_ift("q3_model")
+    q3_model = ref4("q3_model")
     torch.manual_seed(seed)
     f, h = q3_model.mlp_encoder(dim, hidden=hidden), q3_model.mlp_predictor(dim, pred_dim)
     g = torch.Generator().manual_seed(seed)
@@ -111,11 +111,11 @@ def _modules(ref_ift: Any, dim: int, pred_dim: int, hidden: int, seed: int) -> t
     return f, h
 
 
-def _forward(ift6135: Any, ref_ift: Any, stop_gradient: bool, train: bool, call: str, dim: int = 32, pred_dim: int = 8,
+def _forward(part4: Any, ref4: Any, stop_gradient: bool, train: bool, call: str, dim: int = 32, pred_dim: int = 8,
              hidden: int = 64) -> dict[str, Any]:
     x1, x2 = _views()
-    f, h = _modules(ref_ift, dim, pred_dim, hidden, 17)
-    r = probe(ift6135, "simsiam_forward_probe", dim, pred_dim, hidden, stop_gradient, x1, x2, train,
+    f, h = _modules(ref4, dim, pred_dim, hidden, 17)
+    r = probe(part4, "simsiam_forward_probe", dim, pred_dim, hidden, stop_gradient, x1, x2, train,
               f.state_dict(), h.state_dict(), call=call)
     out = r.get("out")
     if not isinstance(out, list) or len(out) != 4 or not all(isinstance(o, torch.Tensor) for o in out):
@@ -127,15 +127,15 @@ def _forward(ift6135: Any, ref_ift: Any, stop_gradient: bool, train: bool, call:
     return r
 
 
-@check("ift6135.q3_solution.SimSiam.forward.outputs")
+@check("part4.q3_solution.SimSiam.forward.outputs")
 @grades(FORWARD)
 @tags(FORWARD)
-def test_forward_outputs(ift6135, ref_ift):
+def test_forward_outputs(part4, ref4):
     """p1, p2, z1, z2 = forward(x1, x2) must be h(f(x1)), h(f(x2)), f(x1), f(x2) (in that order)
     for the grader's f and h (set as the model's ``encoder`` and ``predictor``), in eval mode;
     tolerance 1e-5 (the same float32 operations)."""
     call = "SimSiam(mlp_encoder, dim=32, pred_dim=8).eval()(x1, x2) on two [8, 1, 28, 28] views"
-    r = _forward(ift6135, ref_ift, True, False, call)
+    r = _forward(part4, ref4, True, False, call)
     f, h = r["modules"]
     f.eval()
     h.eval()
@@ -154,16 +154,16 @@ def test_forward_outputs(ift6135, ref_ift):
                  "outputs returned in another order than p1, p2, z1, z2" if swapped else None)
 
 
-@check("ift6135.q3_solution.SimSiam.forward.stop_gradient")
+@check("part4.q3_solution.SimSiam.forward.stop_gradient")
 @grades(FORWARD)
 @tags(FORWARD)
-def test_forward_stop_gradient(ift6135, ref_ift):
+def test_forward_stop_gradient(part4, ref4):
     """With ``stop_gradient=True`` the targets z1, z2 carry no gradient (nothing reaches the
     encoder through them) while the predictions p1, p2 do; with ``stop_gradient=False`` the
     targets carry gradient into the encoder too (the report's ablation). In training mode."""
     for stop in (True, False):
         call = f"SimSiam(mlp_encoder, dim=32, pred_dim=8, stop_gradient={stop})(x1, x2)"
-        r = _forward(ift6135, ref_ift, stop, True, call)
+        r = _forward(part4, ref4, stop, True, call)
         if not r.get("encoder_grad_from_predictions"):
             fail(f"{call}: no gradient reaches the encoder through the predictions p1, p2",
                  "the predictions detached (stop-gradient belongs on the targets z1, z2)")
@@ -177,24 +177,24 @@ def test_forward_stop_gradient(ift6135, ref_ift):
                  "z1, z2 detached whatever self.stop_gradient says")
 
 
-@check("ift6135.q3_solution.SimSiam.forward.smoke.no_collapse")
+@check("part4.q3_solution.SimSiam.forward.smoke.no_collapse")
 @grades(FORWARD)
 @tags(FORWARD)
-def test_forward_smoke(ift6135, ref_ift, ref2, threshold):
+def test_forward_smoke(part4, ref4, ref2, threshold):
     """The stop-gradient's purpose, end to end: the student's SimSiam (stop_gradient=True; its
     forward, the grader's loss, augmentations and encoder) trained briefly on FashionMNIST must not
     collapse: the per-dimension std of the l2-normalised encodings of held-out images, times
     sqrt(dim), stays above a calibrated bound (grading.toml; without the stop-gradient the
     encodings collapse towards one point)."""
-    s = threshold("ift6135.simsiam_smoke")
+    s = threshold("part4.simsiam_smoke")
     train, held_out = smoke.simsiam_images(ref2("data"), s)  # the grader's FashionMNIST reader
     dim, seed = int(s["dim"]), int(s["seed"])
     call = (f"SimSiam(mlp_encoder, dim={dim}, pred_dim={s['pred_dim']}) trained {s['steps']} SGD steps (batch {s['batch']}) "
             f"on augmented views of {len(train)} FashionMNIST images with the SimSiam loss")
     torch.manual_seed(seed)
-    encoder = ref_ift("q3_model").mlp_encoder(dim, hidden=int(s["hidden"]))
-    predictor = ref_ift("q3_model").mlp_predictor(dim, int(s["pred_dim"]))
-    state = ift6135.driver("drivers_ift6135.simsiam_smoke", train, dim, int(s["pred_dim"]), int(s["hidden"]),
+    encoder = ref4("q3_model").mlp_encoder(dim, hidden=int(s["hidden"]))
+    predictor = ref4("q3_model").mlp_predictor(dim, int(s["pred_dim"]))
+    state = part4.driver("drivers_part4.simsiam_smoke", train, dim, int(s["pred_dim"]), int(s["hidden"]),
                            int(s["steps"]), int(s["batch"]), float(s["lr"]), seed, encoder.state_dict(),
                            predictor.state_dict(), seed=seed, slow_ok=True)
     try:
@@ -220,18 +220,18 @@ def _reference_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: to
     return -0.5 * (_cosine(p1, z2).mean() + _cosine(p2, z1).mean())
 
 
-@check("ift6135.q3_solution.SimSiam.loss.value")
+@check("part4.q3_solution.SimSiam.loss.value")
 @grades(LOSS)
 @tags(LOSS)
 @graded
 @given(seed=SEEDS)
-def test_loss_value(ift6135, seed):
+def test_loss_value(part4, seed):
     """L = 0.5 * D(p1, z2) + 0.5 * D(p2, z1) with D(p, z) = -mean_i S(p_i, z_i) and S the
     similarity_function passed in (``nn.CosineSimilarity(dim=1)`` here): predictions and
     targets built so that every pairing gives a different value. Tolerance 1e-5."""
     p1, p2, z1, z2 = _loss_inputs(seed)
     call = "SimSiam(...).loss(p1, p2, z1, z2, nn.CosineSimilarity(dim=1)) for [16, 12] inputs"
-    r = probe(ift6135, "simsiam_loss_probe", p1, p2, z1, z2, True, call=call)
+    r = probe(part4, "simsiam_loss_probe", p1, p2, z1, z2, True, call=call)
     got = one_element(r["out"], call)
     want = float(_reference_loss(p1, p2, z1, z2))
     if abs(got - want) > 1e-5:
@@ -241,10 +241,10 @@ def test_loss_value(ift6135, seed):
              mistakes.simsiam_loss(got, sims))
 
 
-@check("ift6135.q3_solution.SimSiam.loss.gradients")
+@check("part4.q3_solution.SimSiam.loss.gradients")
 @grades(LOSS)
 @tags(LOSS)
-def test_loss_gradients(ift6135):
+def test_loss_gradients(part4):
     """Gradients of the loss reach the predictions p1, p2 as the formula's; with
     ``stop_gradient=False`` they reach the targets z1, z2 too (the targets are used as given:
     forward is where the stop-gradient is applied); with ``stop_gradient=True`` the loss may
@@ -256,7 +256,7 @@ def test_loss_gradients(ift6135):
     names = ("p1", "p2", "z1", "z2")
     for stop in (True, False):
         call = f"SimSiam(..., stop_gradient={stop}).loss(p1, p2, z1, z2, nn.CosineSimilarity(dim=1)), then backward()"
-        r = probe(ift6135, "simsiam_loss_probe", p1, p2, z1, z2, stop, call=call)
+        r = probe(part4, "simsiam_loss_probe", p1, p2, z1, z2, stop, call=call)
         one_element(r["out"], call)
         grads = r.get("grads") or [None] * 4
         for i, name in enumerate(names):

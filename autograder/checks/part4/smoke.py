@@ -1,7 +1,7 @@
 """The two smoke trainings of the IFT6135 checks, grader side: their data and how their result
-is measured (checks P2.1.4 and P3.1.3; ``tools/calibrate_ift6135.py`` measures the same way).
+is measured (checks 2.1.4 and 3.1.3 of the ift6135 edition; ``tools/calibrate_ift6135.py`` measures the same way).
 
-The trainings themselves run in the worker (``drivers_ift6135.wgan_smoke`` / ``simsiam_smoke``)
+The trainings themselves run in the worker (``drivers_part4.wgan_smoke`` / ``simsiam_smoke``)
 from initial weights the grader makes here; what comes back is a state dict, loaded into the
 grader's own copy of the model and measured in this process.
 """

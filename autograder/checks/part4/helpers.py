@@ -10,7 +10,7 @@ from torch import Tensor
 from autograder.checks.part1.helpers_funcs import describe, preview  # noqa: F401  (generic message helpers)
 from autograder.registry import fail
 
-DRV = "drivers_ift6135"
+DRV = "drivers_part4"
 
 
 def probe(session: Any, driver: str, *args: Any, call: str, slow_ok: bool = False) -> dict[str, Any]:

@@ -13,20 +13,20 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder.checks.ift6135 import mistakes, smoke
-from autograder.checks.ift6135.helpers import gaussian, on_shells, one_element, preview, probe, shape_text
+from autograder.checks.part4 import mistakes, smoke
+from autograder.checks.part4.helpers import gaussian, on_shells, one_element, preview, probe, shape_text
 from autograder.checks.part1.stat_tests import ks_normal_pvalue, normal_quantile
 from autograder.checks.part1.strategies import graded
 from autograder.registry import check, fail, grades, tags
 
-LP = "ift6135.q2_solution.lp_reg"
-W1 = "ift6135.q2_solution.vf_wasserstein_distance"
-HELLINGER = "ift6135.q2_solution.vf_squared_hellinger"
+LP = "part4.q2_solution.lp_reg"
+W1 = "part4.q2_solution.vf_wasserstein_distance"
+HELLINGER = "part4.q2_solution.vf_squared_hellinger"
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
 
 
 def _shapes(cfg: Any) -> list[tuple[int, ...]]:
-    return [tuple(int(d) for d in s) for s in cfg.convention("ift6135.lp_reg_shapes", [[2]])]
+    return [tuple(int(d) for d in s) for s in cfg.convention("part4.lp_reg_shapes", [[2]])]
 
 
 def _segment(xh: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,12 +59,12 @@ def _interpolates(r: dict[str, Any], x: torch.Tensor, y: torch.Tensor, call: str
 
 
 # ============================================================================ lp_reg
-@check("ift6135.q2_solution.lp_reg.linear")
+@check("part4.q2_solution.lp_reg.linear")
 @grades(LP)
 @tags(LP)
 @graded
 @given(seed=SEEDS, slope=st.sampled_from([0.25, 0.9, 1.5, 3.0]))
-def test_lp_reg_linear(ift6135, cfg, seed, slope):
+def test_lp_reg_linear(part4, cfg, seed, slope):
     """A linear critic f(x) = <w, x> has gradient w at every point, so whatever t is drawn the
     penalty is max(0, ||w|| - 1)^2 exactly; w spans all of an example's coordinates (an image's
     too), so a norm over the wrong dimension or a missing square changes the value. Tolerance:
@@ -74,7 +74,7 @@ def test_lp_reg_linear(ift6135, cfg, seed, slope):
         w = gaussian(shape, seed + k + 200).reshape(-1)
         w = w / w.norm() * slope
         call = f"lp_reg(x, y, critic) for x, y of shape {shape_text(shape)} (B = 64) and a linear critic of slope ||w|| = {slope:g}"
-        r = probe(ift6135, "critic_probe", "lp_reg", "linear", w, x, y, call=call)
+        r = probe(part4, "critic_probe", "lp_reg", "linear", w, x, y, call=call)
         got = one_element(r["out"], call)
         want = max(0.0, slope - 1.0) ** 2
         if abs(got - want) > 1e-4 * max(1.0, want) + 1e-6:
@@ -83,24 +83,24 @@ def test_lp_reg_linear(ift6135, cfg, seed, slope):
                  "everywhere)", mistakes.penalty(got, grads))
 
 
-@check("ift6135.q2_solution.lp_reg.interpolation")
+@check("part4.q2_solution.lp_reg.interpolation")
 @grades(LP)
 @tags(LP)
-def test_lp_reg_interpolation(ift6135, cfg, threshold):
+def test_lp_reg_interpolation(part4, cfg, threshold):
     """With f(x) = ||x||^2 / 2 the input gradient at x_hat is x_hat itself, so the penalty the
     student returns must be mean_i max(0, ||x_hat_i|| - 1)^2 of the x_hat the critic was called
     on, and those x_hat must lie on the segments [y_i, x_i] with one t_i per example, the t_i
     uniform on [0, 1] (Kolmogorov-Smirnov test, alpha from the config, 1,000 examples; x and y
     have norms on both sides of 1 so that the max(0, .) matters). Either orientation of t
     (t x + (1 - t) y or t y + (1 - t) x) is the same distribution."""
-    alpha = float(threshold("ift6135.lp_reg.ks_alpha"))
-    tol = float(threshold("ift6135.lp_reg.segment_tol"))
-    rtol = float(threshold("ift6135.lp_reg.value_rtol"))
+    alpha = float(threshold("part4.lp_reg.ks_alpha"))
+    tol = float(threshold("part4.lp_reg.segment_tol"))
+    rtol = float(threshold("part4.lp_reg.value_rtol"))
     n = 1000
     for k, shape in enumerate(_shapes(cfg)):
         x, y = on_shells(n, shape, 11 + k), on_shells(n, shape, 51 + k)
         call = f"lp_reg(x, y, critic) for x, y of shape {shape_text(shape)} (B = {n}) and the critic f(x) = ||x||^2 / 2"
-        r = probe(ift6135, "critic_probe", "lp_reg", "half_square", torch.ones(1), x, y, call=call)
+        r = probe(part4, "critic_probe", "lp_reg", "half_square", torch.ones(1), x, y, call=call)
         got = one_element(r["out"], call)
         xh, t = _interpolates(r, x, y, call, tol)
         if float(t.min()) < -tol or float(t.max()) > 1 + tol:
@@ -120,17 +120,17 @@ def test_lp_reg_interpolation(ift6135, cfg, threshold):
                  "called on (the gradient of ||x||^2 / 2 is x)", mistakes.penalty(got, xh))
 
 
-@check("ift6135.q2_solution.lp_reg.gradients")
+@check("part4.q2_solution.lp_reg.gradients")
 @grades(LP)
 @tags(LP)
-def test_lp_reg_gradients(ift6135, cfg, threshold):
+def test_lp_reg_gradients(part4, cfg, threshold):
     """The penalty is added to the critic's loss, so it must be differentiable in the critic's
     parameters (``create_graph=True``): with f(x) = a ||x||^2 / 2, d(penalty)/da =
     mean_i 2 max(0, a ||x_hat_i|| - 1) ||x_hat_i|| from the critic's own x_hat. And lp_reg must
     work when x is a leaf that requires grad and when y is a generator's output with history
     (setting requires_grad on a non-leaf, or differentiating with respect to x, fails there)."""
-    rtol = float(threshold("ift6135.lp_reg.value_rtol"))
-    tol = float(threshold("ift6135.lp_reg.segment_tol"))
+    rtol = float(threshold("part4.lp_reg.value_rtol"))
+    tol = float(threshold("part4.lp_reg.segment_tol"))
     a = 1.5
     for k, shape in enumerate(_shapes(cfg)):
         x, y = on_shells(256, shape, 71 + k), on_shells(256, shape, 91 + k)
@@ -138,7 +138,7 @@ def test_lp_reg_gradients(ift6135, cfg, threshold):
             inputs = ("x requiring grad and y = G(z) with history" if x_grad else "plain tensors x, y")
             call = (f"lp_reg(x, y, critic) for {inputs} of shape {shape_text(shape)} and the critic "
                     f"f(x) = a ||x||^2 / 2, a = {a:g}")
-            r = probe(ift6135, "critic_probe", "lp_reg", "half_square", torch.tensor([a]), x, y, x_grad, y_graph, call=call)
+            r = probe(part4, "critic_probe", "lp_reg", "half_square", torch.tensor([a]), x, y, x_grad, y_graph, call=call)
             one_element(r["out"], call)
             if not r.get("requires_grad") or r.get("grad") is None:
                 fail(f"{call}: the penalty has no gradient with respect to the critic's parameters, so adding it to the "
@@ -155,24 +155,24 @@ def test_lp_reg_gradients(ift6135, cfg, threshold):
                      "||x_hat_i||, from the x_hat the critic was called on)")
 
 
-@check("ift6135.q2_solution.lp_reg.smoke.critic")
+@check("part4.q2_solution.lp_reg.smoke.critic")
 @grades(LP)
 @tags(LP)
-def test_lp_reg_smoke(ift6135, ref_ift, threshold):
+def test_lp_reg_smoke(part4, ref4, threshold):
     """The penalty's purpose, end to end: q2_model.Critic trained to maximise the grader's distance
     minus lambda * the student's penalty between N(0, I) and N((shift, 0), I) (W1 = shift) must
     estimate a distance in a calibrated range around W1 and stay about 1-Lipschitz (mean input
     gradient norm at interpolates). Without a working penalty the critic grows without bound;
     calibration in grading.toml."""
-    s = threshold("ift6135.wgan_smoke")
+    s = threshold("part4.wgan_smoke")
     seed, shift = int(s["seed"]), float(s["shift"])
     p, q, g = smoke.wgan_pools(s)
     torch.manual_seed(seed)
-    critic = ref_ift("q2_model").Critic(2)
+    critic = ref4("q2_model").Critic(2)
     start = {k: v.clone() for k, v in critic.state_dict().items()}
     call = (f"a critic trained {s['steps']} Adam steps on -(mean f(p) - mean f(q)) + {s['lam']:g} * lp_reg(p, q, critic), "
             f"p ~ N(0, I), q ~ N(({shift:g}, 0), I) in 2-D (W1 = {shift:g})")
-    state = ift6135.driver("drivers_ift6135.wgan_smoke", start, p, q, int(s["steps"]), int(s["batch"]), float(s["lr"]),
+    state = part4.driver("drivers_part4.wgan_smoke", start, p, q, int(s["steps"]), int(s["batch"]), float(s["lr"]),
                            float(s["lam"]), seed, seed=seed, slow_ok=True)
     if not isinstance(state, dict) or set(state) != set(start) or any(
             not isinstance(state[k], torch.Tensor) or state[k].shape != start[k].shape for k in start):
@@ -198,22 +198,22 @@ def _outputs(w: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return a.double().reshape(len(a), -1) @ w.double()
 
 
-@check("ift6135.q2_solution.vf_wasserstein_distance.values")
+@check("part4.q2_solution.vf_wasserstein_distance.values")
 @grades(W1)
 @tags(W1)
 @graded
 @given(seed=SEEDS)
-def test_wasserstein_values(ift6135, cfg, seed):
+def test_wasserstein_values(part4, cfg, seed):
     """mean f(p) - mean f(q) for a linear critic on 2-D and image batches of different sizes'
     values; the sign may be either of the config's accepted conventions, but one sign for every
     call (the critic is trained to maximise whichever it is). Tolerance 1e-5 relative."""
     signs = {"p_minus_q": 1.0, "q_minus_p": -1.0}
-    accepted = {signs[s] for s in cfg.convention("ift6135.wasserstein_signs", ["p_minus_q"])}
+    accepted = {signs[s] for s in cfg.convention("part4.wasserstein_signs", ["p_minus_q"])}
     used: set[float] = set()
     for k, shape in enumerate(_shapes(cfg)):
         w, p, q = _linear_case(seed + k, shape)
         call = f"vf_wasserstein_distance(p, q, critic) for p, q of shape {shape_text(shape)} and a linear critic"
-        got = one_element(probe(ift6135, "critic_probe", "vf_wasserstein_distance", "linear", w, p, q, call=call)["out"], call)
+        got = one_element(probe(part4, "critic_probe", "vf_wasserstein_distance", "linear", w, p, q, call=call)["out"], call)
         fp, fq = _outputs(w, p), _outputs(w, q)
         d = float(fp.mean() - fq.mean())
         match = [s for s in accepted if abs(got - s * d) <= 1e-5 * max(1.0, abs(d))]
@@ -227,16 +227,16 @@ def test_wasserstein_values(ift6135, cfg, seed):
              "the sign must be the same every time")
 
 
-@check("ift6135.q2_solution.vf_wasserstein_distance.gradients")
+@check("part4.q2_solution.vf_wasserstein_distance.gradients")
 @grades(W1)
 @tags(W1)
-def test_wasserstein_gradients(ift6135, cfg):
+def test_wasserstein_gradients(part4, cfg):
     """The estimate is the critic's objective, so gradients must reach its parameters: for
     f(x) = <w, x>, d/dw = +-(mean p - mean q), with the sign of the value."""
     for k, shape in enumerate(_shapes(cfg)):
         w, p, q = _linear_case(300 + k, shape)
         call = f"vf_wasserstein_distance(p, q, critic) for p, q of shape {shape_text(shape)} and a linear critic"
-        r = probe(ift6135, "critic_probe", "vf_wasserstein_distance", "linear", w, p, q, call=call)
+        r = probe(part4, "critic_probe", "vf_wasserstein_distance", "linear", w, p, q, call=call)
         got = one_element(r["out"], call)
         if r.get("grad") is None:
             fail(f"{call}: no gradient reaches the critic's parameters (the result was detached, or computed with "
@@ -249,12 +249,12 @@ def test_wasserstein_gradients(ift6135, cfg):
                  "batches' means)")
 
 
-@check("ift6135.q2_solution.vf_squared_hellinger.values")
+@check("part4.q2_solution.vf_squared_hellinger.values")
 @grades(HELLINGER)
 @tags(HELLINGER)
 @graded
 @given(seed=SEEDS)
-def test_hellinger_values(ift6135, cfg, seed):
+def test_hellinger_values(part4, cfg, seed):
     """mean(1 - exp(-V(x))) - mean(exp(V(y)) - 1) (Nowozin et al., squared Hellinger: g_f(v) =
     1 - exp(-v), f*(t) = t / (1 - t)) for a linear V with outputs of moderate size, 2-D and image
     batches. Writing f*(g_f(v)) as T / (1 - T) or as exp(v) - 1 is the same; tolerance 1e-4
@@ -263,7 +263,7 @@ def test_hellinger_values(ift6135, cfg, seed):
         w, x, y = _linear_case(seed + k, shape)
         w = w / max(1e-6, float(w.norm())) * 0.5
         call = f"vf_squared_hellinger(x, y, critic) for x, y of shape {shape_text(shape)} and a linear critic V"
-        got = one_element(probe(ift6135, "critic_probe", "vf_squared_hellinger", "linear", w, x, y, call=call)["out"], call)
+        got = one_element(probe(part4, "critic_probe", "vf_squared_hellinger", "linear", w, x, y, call=call)["out"], call)
         vx, vy = _outputs(w, x), _outputs(w, y)
         want = float((1 - torch.exp(-vx)).mean() - (torch.exp(vy) - 1).mean())
         if abs(got - want) > 1e-4 * max(1.0, abs(want)):
@@ -271,16 +271,16 @@ def test_hellinger_values(ift6135, cfg, seed):
                  mistakes.hellinger(got, vx, vy))
 
 
-@check("ift6135.q2_solution.vf_squared_hellinger.gradients")
+@check("part4.q2_solution.vf_squared_hellinger.gradients")
 @grades(HELLINGER)
 @tags(HELLINGER)
-def test_hellinger_gradients(ift6135, cfg):
+def test_hellinger_gradients(part4, cfg):
     """d/dw of the bound for V(x) = <w, x>: mean(exp(-V(x)) x) - mean(exp(V(y)) y)."""
     for k, shape in enumerate(_shapes(cfg)):
         w, x, y = _linear_case(400 + k, shape)
         w = w / max(1e-6, float(w.norm())) * 0.5
         call = f"vf_squared_hellinger(x, y, critic) for x, y of shape {shape_text(shape)} and a linear critic V"
-        r = probe(ift6135, "critic_probe", "vf_squared_hellinger", "linear", w, x, y, call=call)
+        r = probe(part4, "critic_probe", "vf_squared_hellinger", "linear", w, x, y, call=call)
         one_element(r["out"], call)
         if r.get("grad") is None:
             fail(f"{call}: no gradient reaches the critic's parameters (the result was detached, or computed with "

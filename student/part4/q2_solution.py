@@ -32,7 +32,7 @@ def lp_reg(x, y, critic):
     :param critic: (Module) the critic f.
     :return: (FloatTensor) one element: the penalty.
     """
-    raise NotImplementedError('lp_reg (P2.1) is not implemented yet: write your code here, in ift6135/q2_solution.py.')
+    raise NotImplementedError('lp_reg (P2.1) is not implemented yet: write your code here, in part4/q2_solution.py.')
 
 
 def vf_wasserstein_distance(p, q, critic):
@@ -51,7 +51,7 @@ def vf_wasserstein_distance(p, q, critic):
     :param critic: (Module) the critic f.
     :return: (FloatTensor) one element: the estimate.
     """
-    raise NotImplementedError('vf_wasserstein_distance (P2.2) is not implemented yet: write your code here, in ift6135/q2_solution.py.')
+    raise NotImplementedError('vf_wasserstein_distance (P2.2) is not implemented yet: write your code here, in part4/q2_solution.py.')
 
 
 def vf_squared_hellinger(x, y, critic):
@@ -67,4 +67,4 @@ def vf_squared_hellinger(x, y, critic):
     :param critic: (Module) the critic V.
     :return: (FloatTensor) one element: the estimate.
     """
-    raise NotImplementedError('vf_squared_hellinger (P2.3) is not implemented yet: write your code here, in ift6135/q2_solution.py.')
+    raise NotImplementedError('vf_squared_hellinger (P2.3) is not implemented yet: write your code here, in part4/q2_solution.py.')

@@ -27,7 +27,7 @@ class CosineSimilarity(nn.Module):
         :param x2: (FloatTensor) [batch_size, d]
         :return: (FloatTensor) [batch_size]: one similarity per row, in [-1, 1].
         """
-        raise NotImplementedError('CosineSimilarity.forward (P3.2) is not implemented yet: write your code here, in ift6135/q3_solution.py.')
+        raise NotImplementedError('CosineSimilarity.forward (P3.2) is not implemented yet: write your code here, in part4/q3_solution.py.')
 
 
 class SimSiam(nn.Module):
@@ -52,7 +52,7 @@ class SimSiam(nn.Module):
         :param x2: (FloatTensor) [batch_size, ...] second augmented view.
         :return: p1, p2, z1, z2, each [batch_size, dim].
         """
-        raise NotImplementedError('SimSiam.forward (P3.1) is not implemented yet: write your code here, in ift6135/q3_solution.py.')
+        raise NotImplementedError('SimSiam.forward (P3.1) is not implemented yet: write your code here, in part4/q3_solution.py.')
 
     def loss(self, p1, p2, z1, z2, similarity_function):
         """The symmetric SimSiam loss with D the negative cosine similarity:
@@ -67,4 +67,4 @@ class SimSiam(nn.Module):
         :param similarity_function: a callable like ``CosineSimilarity()``: [batch_size] similarities.
         :return: (FloatTensor) a scalar.
         """
-        raise NotImplementedError('SimSiam.loss (P3.3) is not implemented yet: write your code here, in ift6135/q3_solution.py.')
+        raise NotImplementedError('SimSiam.loss (P3.3) is not implemented yet: write your code here, in part4/q3_solution.py.')

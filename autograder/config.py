@@ -102,6 +102,8 @@ class Config:
     # Parts the file defines but this edition leaves out (graded_files = []): their checks are
     # never selected, whatever the profile says.
     dropped_parts: tuple[str, ...] = ()
+    # How tools/make_handout.py --edition lays the handout out: "folders" (one per part) or "flat".
+    handout_layout: str = "folders"
 
     def convention(self, key: str, default: Any = None) -> Any:
         """A dotted convention such as ``part1.forbidden_api_allow`` (``default`` when unset)."""
@@ -239,6 +241,7 @@ def load(path: Path | str | None = None, profile: str | None = None, edition: st
         editions=tuple(sorted(editions)),
         conventions=raw.get("conventions", {}),
         dropped_parts=tuple(dropped),
+        handout_layout=str(raw.get("handout", {}).get("layout", "folders")),
     )
 
 

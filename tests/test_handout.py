@@ -78,7 +78,7 @@ def test_strip_keeps_docstring_and_handout_lines():
     assert "VAE.forward (Q1.9) is not implemented yet" in out2 and "t.py" in out2
 
 
-@pytest.mark.parametrize("part", ["part1", "part2"])
+@pytest.mark.parametrize("part", ["part1", "part2", "part4"])
 def test_handout_modules_import(part: str):
     """Every handout file can be imported: students can run things before filling them in.
 

@@ -19,6 +19,7 @@ import pytest
 
 from autograder import config
 from tests import mutants_ift6135 as I
+from tools import make_handout
 from tests.support import (ROOT, SOLUTIONS, STUDENT, assert_full_marks, assert_handout_zero, assert_mutants_caught,
                            by_id, explain, grade, group_id, independent_groups, make_submission)
 
@@ -132,11 +133,29 @@ def test_the_smoke_trainings_catch_what_breaks_training(tmp_path: Path):
     assert "collapsed" in got["part4.q3_solution.SimSiam.forward.smoke.no_collapse"]["output"]
 
 
+def test_the_course_layout_handout_is_generated_from_the_reference(tmp_path: Path):
+    """tools/make_handout.py --edition ift6135: one folder with the course's file names, the given
+    helpers the graded files import, part 4's README and public tests, and nothing of part 1 but
+    its estimators (as q1_solution.py); each file is the generated handout's (no solution code)."""
+    files = make_handout.edition_files("ift6135")
+    assert set(files) == {"README.md", "part4_README.md", "q1_solution.py", "q2_model.py", "q2_sampler.py",
+                          "q2_solution.py", "q3_model.py", "q3_solution.py", "test_part4_public.py"}
+    assert files["q1_solution.py"] == (STUDENT / "part1" / "estimators.py").read_bytes()
+    for name in ("q2_solution.py", "q3_solution.py", "q2_model.py"):
+        assert files[name] == (STUDENT / "part4" / name).read_bytes()
+    assert "create_graph" not in files["q2_solution.py"].decode() and "NotImplementedError" in files["q3_solution.py"].decode()
+    old = make_handout.edition_files("ift6135_2020")
+    assert "q3_solution.py" not in old and "vf_squared_hellinger" in old["q2_solution.py"].decode()
+
+
 @pytest.mark.slow
 def test_the_untouched_handout_and_course_template_score_zero(tmp_path: Path):
-    handout = _flat(tmp_path / "h", STUDENT / "part1" / "estimators.py", STUDENT / "part4")
-    results = grade(handout, tmp_path / "h.json", "--edition", "ift6135", "--profile", "quick", "--only", "part4.*")
-    assert len(results["tests"]) == 11  # quick: no smoke trainings
+    handout = tmp_path / "h"
+    handout.mkdir()
+    for name, data in make_handout.edition_files("ift6135").items():
+        (handout / name).write_bytes(data)
+    results = grade(handout, tmp_path / "h.json", "--edition", "ift6135", "--profile", "quick")
+    assert len(results["tests"]) == 19 and results["score"] == 0  # quick: no smoke trainings
     assert_handout_zero(results, list(by_id(results)))
     template = _flat(tmp_path / "t", I.TEMPLATE / "q1_solution.py", I.TEMPLATE)
     _pass_stubs(template / "q2_solution.py", {"lp_reg", "vf_wasserstein_distance"})

@@ -19,10 +19,18 @@ Usage::
 
     python tools/make_handout.py            # rewrite student/ from solutions/
     python tools/make_handout.py --check    # exit 1 if student/ is out of date
+    python tools/make_handout.py --edition ift6135 --out DIR   # an edition's handout, in its layout
+
+An edition's handout (``[editions.NAME.handout] layout``) holds the parts that edition grades:
+``"folders"`` (the default) one folder per part, as ``student/``; ``"flat"`` one folder as a
+course hands it out (IFT6135's ``assignment3/``): each graded file under the course's name (its
+first ``file_names`` alias), the part's modules it imports, the part's README and public tests
+where no file of the part is renamed and all they import is there, and an index README.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import shutil
 import sys
@@ -146,10 +154,80 @@ def write(student: Path = ROOT / "student", solutions: Path = ROOT / "solutions"
     return len(files)
 
 
+def _imports(source: str) -> set[str]:
+    """Top-level module names a file imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def edition_files(edition: str, solutions: Path = ROOT / "solutions") -> dict[str, bytes]:
+    """An edition's handout: relative path -> content, in the edition's layout (module docstring)."""
+    sys.path.insert(0, str(ROOT))
+    from autograder import config
+
+    cfg = config.load(edition=edition)
+    rendered = render(solutions)
+    layout = cfg.handout_layout
+    files: dict[str, bytes] = {}
+    if layout != "flat":
+        for rel, data in rendered.items():
+            if rel.split("/", 1)[0] in cfg.parts:
+                files[rel] = data
+        return files
+    lines = [f"# {cfg.title}", "", "The files of this homework (generated from the course's reference by the "
+             "autograder's `tools/make_handout.py`). Write the functions that raise `NotImplementedError`.", ""]
+    for part, spec in cfg.parts.items():
+        modules = {p.split("/", 1)[1][:-3]: p for p in rendered if p.startswith(part + "/") and p.endswith(".py")}
+        names: dict[str, str] = {}  # part file -> handout name
+        for graded in spec.graded_files:
+            names[graded] = (spec.file_names.get(graded) or (graded,))[0]
+        todo = list(names)
+        while todo:  # the part's modules the taken files import, transitively
+            source = rendered[f"{part}/{todo.pop()}"].decode("utf-8")
+            for module in _imports(source) & set(modules):
+                if f"{module}.py" not in names:
+                    names[f"{module}.py"] = f"{module}.py"
+                    todo.append(f"{module}.py")
+        # The part's README and public tests name the part's files: kept only where none is renamed.
+        if all(a == b for a, b in names.items()):
+            taken = {Path(n).stem for n in names}
+            if f"{part}/README.md" in rendered:
+                names["README.md"] = f"{part}_README.md"
+            tests = rendered.get(f"{part}/test_public.py")
+            if tests is not None and _imports(tests.decode("utf-8")) & set(modules) <= taken:
+                names["test_public.py"] = f"test_{part}_public.py"
+        for source_name, handout_name in sorted(names.items()):
+            files[handout_name] = rendered[f"{part}/{source_name}"]
+            if source_name in spec.graded_files:
+                lines.append(f"- `{handout_name}`" + (f" (graded as {source_name})" if handout_name != source_name else ""))
+    lines += ["", f"Grade it as Gradescope does: `python -m autograder grade . --edition {edition}`.", ""]
+    files["README.md"] = "\n".join(lines).encode("utf-8")
+    return files
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report whether student/ is up to date")
+    parser.add_argument("--edition", help="write this edition's handout (its parts, in its layout) to --out")
+    parser.add_argument("--out", type=Path, help="where --edition writes (a new or empty folder)")
     args = parser.parse_args(argv)
+    if args.edition:
+        if args.out is None:
+            parser.error("--edition needs --out DIR")
+        if args.out.exists() and any(args.out.iterdir()):
+            parser.error(f"{args.out} is not empty")
+        files = edition_files(args.edition)
+        for rel, data in files.items():
+            target = args.out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        print(f"wrote {len(files)} files of the {args.edition} handout to {args.out}")
+        return 0
     if args.check:
         diffs = differences()
         for line in diffs:

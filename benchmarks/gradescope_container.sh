@@ -11,7 +11,8 @@
 # Cases: reference (solutions/), handout (student/, untouched), bomb (the reference with a
 # sample_reparameterize that allocates without end: the bomb must die, the grade complete),
 # uva2024 (tests/template_style/uva2024 in its edition), uva2021 (the same part 1 in the 2021
-# layout: part2/, fmnist), ift6135 (tests/template_style/ift6135: a flat q1_solution.py).
+# layout: part2/, fmnist), ift6135 (tests/template_style/ift6135: flat q1/q2/q3_solution.py, the
+# 2022 homework), ift6135_2020 (its q1 and the 2020 q2_solution.py).
 # A case fails when the grade is killed, writes no valid results, is
 # missing checks, exceeds the grader's own run_budget_s or MAX_WALL_S (default 240), or (all
 # but bomb) the OOM killer fired. Exit status: the number of failed cases.
@@ -98,7 +99,10 @@ PYEOF
           "tests/template_style/uva2024/part1/$f" > "$dest/part2/$f"
       done
       echo uva2021 ;;
-    ift6135) cp tests/template_style/ift6135/q1_solution.py "$dest"/; echo ift6135 ;;
+    ift6135) cp tests/template_style/ift6135/q*_solution.py "$dest"/; echo ift6135 ;;
+    ift6135_2020)
+      cp tests/template_style/ift6135/q1_solution.py tests/template_style/ift6135_2020/q2_solution.py "$dest"/
+      echo ift6135_2020 ;;
     *) say "unknown case $case"; return 1 ;;
   esac
 }
@@ -157,7 +161,7 @@ PYEOF
   [ "$verdict" = pass ]
 }
 
-CASES=("$@"); [ ${#CASES[@]} = 0 ] && CASES=(reference handout bomb uva2024 uva2021 ift6135)
+CASES=("$@"); [ ${#CASES[@]} = 0 ] && CASES=(reference handout bomb uva2024 uva2021 ift6135 ift6135_2020)
 say "python $PY ($("$PY" -c 'import torch; print(torch.__version__)')); limits: ${CPU_QUOTA_US}/${CPU_PERIOD_US} us CPU, ${MEM_MB} MB, swap off; run_budget_s ${BUDGET_S}"
 failed=0
 for c in "${CASES[@]}"; do run_case "$c" || failed=$((failed + 1)); done

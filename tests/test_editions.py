@@ -267,8 +267,9 @@ def _ift(dest: Path, edits: list[tuple[str, str]] = (), name: str = "q1_solution
 @pytest.mark.parametrize("name", ["q1_solution.py", "q1_vae.py"])
 def test_the_ift6135_template_gets_the_course_points(tmp_path: Path, name: str):
     """Problem 1 in the course's file, graded under estimators.py with the course's contract ([B, D]
-    inputs only) and points (4 per function); the importance-weighting checks are not the course's."""
-    results = grade(_ift(tmp_path / "sub", name=name), tmp_path / "r.json", "--edition", "ift6135")
+    inputs only) and points (4 per function); the importance-weighting checks are not the course's.
+    (Problems 2 and 3 are tests/test_ift6135.py's.)"""
+    results = grade(_ift(tmp_path / "sub", name=name), tmp_path / "r.json", "--edition", "ift6135", "--only", "1.11.*")
     assert not lost(results) and results["score"] == 20, explain(lost(results))
     assert {t["number"] for t in results["tests"]} == {f"1.11.{i}" for i in range(1, 9)}
     assert f"{name} is graded as estimators.py" in results["output"]
@@ -283,19 +284,51 @@ def test_ift6135_variants_bugs_and_the_untouched_template(tmp_path: Path):
                 "    log_q = log_likelihood_normal(mu_q.reshape(rows), logvar_q.reshape(rows), z.reshape(rows))\n"
                 "    log_p = log_likelihood_normal(mu_p.reshape(rows), logvar_p.reshape(rows), z.reshape(rows))\n"
                 "    return (log_q - log_p).view(batch_size, num_samples).mean(1)\n")]
-    results = grade(_ift(tmp_path / "v", variant), tmp_path / "v.json", "--edition", "ift6135")
+    results = grade(_ift(tmp_path / "v", variant), tmp_path / "v.json", "--edition", "ift6135", "--only", "1.11.*")
     assert not lost(results), explain(lost(results))
     # Realistic bugs: the variance used as the standard deviation of the samples; log_mean_exp
     # without the max shift (overflows at 1e4). Each costs its own function only.
     bugs = [(IFT_MC_Z, "    z = mu_q + torch.exp(logvar_q) * torch.randn_like(mu_q)\n"),
             ("    a = torch.max(y, dim=1, keepdim=True)[0]\n", "    a = torch.zeros_like(y[:, :1])\n")]
-    results = grade(_ift(tmp_path / "m", bugs), tmp_path / "m.json", "--edition", "ift6135")
+    results = grade(_ift(tmp_path / "m", bugs), tmp_path / "m.json", "--edition", "ift6135", "--only", "1.11.*")
     charged = {t["extra_data"]["grades"] for t in lost(results)}
     assert charged == {"part1.estimators.kl_gaussian_gaussian_mc", "part1.estimators.log_mean_exp"}, explain(lost(results))
-    results = grade(_ift(tmp_path / "u", IFT_UNTOUCHED), tmp_path / "u.json", "--edition", "ift6135")
+    results = grade(_ift(tmp_path / "u", IFT_UNTOUCHED), tmp_path / "u.json", "--edition", "ift6135", "--only", "1.11.*")
     assert results["score"] == 0 and len(results["tests"]) == 8
     for t in results["tests"]:
         assert "None" in t["output"].splitlines()[0], t["output"][:300]
+
+
+IFT_MC_RETURN = "    return torch.mean(torch.sum(log_q - log_p, dim=2), dim=1)\n"
+IFT_MC_EXPAND = "    mu_q = mu_q.view(batch_size, -1).unsqueeze(1).expand(batch_size, num_samples, input_size)\n"
+
+
+@pytest.mark.slow
+def test_ift6135_library_forms_are_allowed(tmp_path: Path):
+    """torch.logsumexp and torch.distributions are the course's to allow: no policy check in this
+    edition (1.9.9 is not one of its questions), so a student who uses them keeps full marks."""
+    variant = [("    a = torch.max(y, dim=1, keepdim=True)[0]\n", ""),
+               ("    return (a + torch.log(torch.sum(torch.exp(y - a), dim=1, keepdim=True) / sample_size)).view(batch_size)\n",
+                "    return torch.logsumexp(y, dim=1) - math.log(sample_size)\n"),
+               ("    return -0.5 * torch.sum(math.log(2 * math.pi) + logvar + (z - mu) ** 2 / torch.exp(logvar), dim=1)\n",
+                "    return torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(z).sum(dim=1)\n")]
+    results = grade(_ift(tmp_path / "v", variant), tmp_path / "v.json", "--edition", "ift6135", "--profile", "quick", "--only", "1.11.*")
+    assert not lost(results) and results["score"] == 20, explain(lost(results))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bug", [
+    (IFT_MC_RETURN, "    return torch.mean(torch.mean(log_q - log_p, dim=2), dim=1)\n"),            # mean over D
+    (IFT_MC_RETURN, "    return torch.mean(torch.sum(log_q - log_p, dim=2))\n"),                    # one scalar
+    (IFT_MC_RETURN, "    return torch.mean(torch.sum(log_q - log_p, dim=2), dim=1, keepdim=True)\n"),  # [B, 1]
+    (IFT_MC_EXPAND, IFT_MC_EXPAND[:-1] + ".contiguous().view(batch_size * num_samples, -1).view(batch_size, num_samples, -1)"
+                    ".transpose(0, 1).reshape(batch_size, num_samples, input_size)\n"),                # .view scrambles rows
+], ids=["mean_over_d", "scalar", "keepdim", "view_scrambled"])
+def test_ift6135_monte_carlo_kl_mistakes(tmp_path: Path, bug: tuple[str, str]):
+    """Realistic mistakes of the course's Monte-Carlo KL: each costs kl_gaussian_gaussian_mc's points only."""
+    results = grade(_ift(tmp_path / "m", [bug]), tmp_path / "m.json", "--edition", "ift6135", "--profile", "quick", "--only", "1.11.*")
+    charged = {t["extra_data"]["grades"] for t in lost(results)}
+    assert charged == {"part1.estimators.kl_gaussian_gaussian_mc"}, explain(lost(results))
 
 
 @pytest.mark.slow

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the course edition the submission was written for (default: the config's [grader] edition, "
                         "else this project's own handout); see `python -m autograder list --editions`")
     g.add_argument("--quiet", action="store_true", help="print nothing; only write the results file")
+    g.add_argument("--record", type=Path, default=None, metavar="FILE",
+                   help="instructors: record the reference values the checks use into FILE (grade the reference; "
+                        "tools/make_handout.py --grader ships them as the student edition's expectations)")
     ls = sub.add_parser("list", help="list the configured checks of the active profile")
     ls.add_argument("--config", type=Path, default=None)
     ls.add_argument("--edition", default=None)
@@ -60,5 +63,5 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if run(cfg, Console()) else 1
     from .runner import grade
 
-    grade(args.submission, args.results, cfg, args.only, Console(quiet=args.quiet))
+    grade(args.submission, args.results, cfg, args.only, Console(quiet=args.quiet), record=args.record)
     return 0

@@ -104,6 +104,9 @@ class Config:
     dropped_parts: tuple[str, ...] = ()
     # How tools/make_handout.py --edition lays the handout out: "folders" (one per part) or "flat".
     handout_layout: str = "folders"
+    # The student edition of the grader: the reference values its checks use, recorded on the
+    # instructor's side ([assignment] recorded); None: the reference solution itself.
+    recorded: Path | None = None
 
     def convention(self, key: str, default: Any = None) -> Any:
         """A dotted convention such as ``part1.forbidden_api_allow`` (``default`` when unset)."""
@@ -242,6 +245,7 @@ def load(path: Path | str | None = None, profile: str | None = None, edition: st
         conventions=raw.get("conventions", {}),
         dropped_parts=tuple(dropped),
         handout_layout=str(raw.get("handout", {}).get("layout", "folders")),
+        recorded=(base / assignment["recorded"]).resolve() if assignment.get("recorded") else None,
     )
 
 

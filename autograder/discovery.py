@@ -23,6 +23,9 @@ from .config import Config
 
 MAX_FILE_BYTES = 1_000_000
 SKIP_DIRS = {"__pycache__", "__MACOSX", ".git", ".venv", "venv", "node_modules", ".ipynb_checkpoints"}
+# The grader's own folder is never part of a submission: the student edition lives inside the
+# handout (``python -m autograder grade .``) with its own copy of the handout's files.
+GRADER_DIR = Path(__file__).resolve().parent
 MAX_FILES_SCANNED = 20_000
 PART_DIR = re.compile(r"^part(\d+)$", re.IGNORECASE)
 
@@ -90,7 +93,8 @@ def _walk(root: Path, names: set[str]) -> tuple[list[Path], bool]:
     found: list[Path] = []
     seen = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")
+                             and (Path(dirpath) / d).resolve() != GRADER_DIR)
         for fn in sorted(filenames):
             seen += 1
             if seen > MAX_FILES_SCANNED:

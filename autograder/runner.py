@@ -29,6 +29,7 @@ from .sandbox.worker_main import release_free_memory  # the workers' own (no imp
 from .session import Clock, PartSession
 from .standins import StandIns
 from .untouched import untouched_functions
+from .checks import reference
 
 _CONTEXT: "GradingContext | None" = None
 
@@ -98,6 +99,20 @@ def set_torch_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+def _recording(cfg: Config, record: Path | None) -> "reference.Recording | None":
+    """Turn on recording (``record``) or replay (the student edition's ``[assignment] recorded``)."""
+    graded = {part: {Path(f).stem for f in spec.graded_files} | set(spec.aliases) for part, spec in cfg.parts.items()}
+    if cfg.recorded is not None:
+        recording = reference.Recording.open(cfg.recorded)
+        reference.use_recording(recording, replay=True, graded=graded)
+        return recording
+    if record is not None:
+        recording = reference.Recording()
+        reference.use_recording(recording, replay=False, graded=graded)
+        return recording
+    return None
+
+
 def _prestart(worker: Any) -> None:
     """Start a worker in the background; a failure here is reported by the first call instead."""
     try:
@@ -112,8 +127,12 @@ def grade(
     cfg: Config,
     only: list[str] | None = None,
     console: Console | None = None,
+    record: Path | None = None,
 ) -> dict[str, Any]:
-    """Grade ``submission`` and write Gradescope results to ``results_path``; returns the results."""
+    """Grade ``submission`` and write Gradescope results to ``results_path``; returns the results.
+
+    ``record``: save the reference values the checks took (the student edition's expectations);
+    a config with ``[assignment] recorded`` replays such a file instead of using a reference."""
     global _CONTEXT
     from .sandbox import (Limits, SandboxPolicy, Worker, kill_all_descendants, make_staging, protect_paths,
                           restore_protected_paths)
@@ -154,6 +173,11 @@ def grade(
 
     def summary(done: bool) -> str:
         lines = [f"{cfg.title}: graded {len(expected())} checks" + (f" matching {only}" if only else "") + "."]
+        if cfg.recorded is not None:
+            hidden = float(cfg.grader.get("hidden_points", 0) or 0)
+            lines.append("This is the student edition of the grader: the visible checks, with Gradescope's scores"
+                         + (f"; {hidden:g} more points are graded there by hidden checks." if hidden else
+                            "; every check of the assignment is visible."))
         if not done:
             lines.append("Grading is still running or was stopped early; the checks below without a result were not run.")
         lines += ["", "Files:"] + [f"  {l}" for l in found.summary_lines()]
@@ -204,7 +228,27 @@ def grade(
                 s.begin_check(spec.number, graded)
 
         def check_notes() -> list[str]:
-            return [note for s in sessions.values() for note in s.check_notes()]
+            return [note for s in sessions.values() for note in s.check_notes()] + own_dependency_notes()
+
+        def own_dependency_notes() -> list[str]:
+            """Student edition: no stand-ins ship (they are solutions), so a check runs with the
+            student's own versions of the functions its function calls; say so when one of them
+            lost points in its own checks (the course's grader would not charge that here)."""
+            if cfg.recorded is None:
+                return []
+            graded = next((s.graded for s in sessions.values() if s.graded), "")
+            part = graded.split(".", 1)[0]
+            if part not in standins:
+                return []
+            st = state_holder["state"]
+            failing = {o.grades for o in st.outcomes.values() if o.fraction < 1}
+            calls = [f"{part}.{k}" for k in standins[part].calls(standins[part].key(graded))
+                     if k not in standins[part].available()]  # those the edition ships still stand in
+            broken = [c.split(".", 1)[1] for c in calls if c in failing]
+            if not broken:
+                return []
+            return [f"Note: graded here with your own {', '.join(broken)}, which lost points in its own checks; "
+                    "the course's grader uses a correct version there, so a mistake in it costs only its own checks."]
 
         def student_output() -> str:
             return "\n".join(s.output() for s in sessions.values() if s.used)
@@ -243,7 +287,10 @@ def grade(
             "-c", os.devnull,
         ]
         set_torch_threads(int(cfg.grader.get("threads", 1)))
+        recording = _recording(cfg, record)
         pytest.main(args, plugins=[plugin])
+        if record is not None and recording is not None:
+            recording.save(record)
         results = write(done=True)
     except Exception as exc:  # the grader itself failed: still a valid results file
         detail = traceback.format_exc()
@@ -254,6 +301,7 @@ def grade(
         report.write_atomic(results_path, results)
     finally:
         _CONTEXT = None
+        reference.use_recording(None)
         for s in locals().get("sessions", {}).values():
             try:
                 s.worker.close()

@@ -20,6 +20,8 @@ Usage::
     python tools/make_handout.py            # rewrite student/ from solutions/
     python tools/make_handout.py --check    # exit 1 if student/ is out of date
     python tools/make_handout.py --edition ift6135 --out DIR   # an edition's handout, in its layout
+    python tools/make_handout.py --grader   # student/ plus the student edition of the grader
+                                            # (tools/student_grader.py: visible checks, recorded values)
 
 An edition's handout (``[editions.NAME.handout] layout``) holds the parts that edition grades:
 ``"folders"`` (the default) one folder per part, as ``student/``; ``"flat"`` one folder as a
@@ -43,6 +45,8 @@ END = re.compile(r"^\s*# END SOLUTION\s*$")
 HANDOUT = re.compile(r"^\s*# HANDOUT: ?(?P<code>.*)$")
 DEF = re.compile(r"^(?P<indent>\s*)(?:async\s+)?(?:def|class)\s+(?P<name>\w+)")
 SKIPPED_DIRS = {"__pycache__", ".pytest_cache", "lightning_logs", ".hypothesis", "VAE_logs", "data", "runs"}
+# What --grader adds to student/ (generated, not tracked): not part of the handout proper.
+GRADER_FILES = {"autograder", "grading.toml", "requirements.txt", "results.json"}
 
 
 class MarkerError(ValueError):
@@ -133,6 +137,7 @@ def differences(student: Path = ROOT / "student", solutions: Path = ROOT / "solu
         p.relative_to(student).as_posix(): p.read_bytes()
         for p in student.rglob("*")
         if p.is_file() and not SKIPPED_DIRS.intersection(p.relative_to(student).parts) and p.suffix != ".pyc"
+        and p.relative_to(student).parts[0] not in GRADER_FILES
     }
     diffs = [f"missing: {p}" for p in sorted(set(expected) - set(actual))]
     diffs += [f"extra: {p}" for p in sorted(set(actual) - set(expected))]
@@ -143,8 +148,10 @@ def differences(student: Path = ROOT / "student", solutions: Path = ROOT / "solu
 def write(student: Path = ROOT / "student", solutions: Path = ROOT / "solutions") -> int:
     """Rewrite ``student/`` from ``solutions/``; returns the number of files written."""
     files = render(solutions)
-    if student.exists():
-        shutil.rmtree(student)
+    if student.exists():  # the student grader (--grader) is rebuilt separately; keep it till then
+        for p in student.iterdir():
+            if p.name not in GRADER_FILES:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
     for rel, data in files.items():
         target = student / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report whether student/ is up to date")
     parser.add_argument("--edition", help="write this edition's handout (its parts, in its layout) to --out")
     parser.add_argument("--out", type=Path, help="where --edition writes (a new or empty folder)")
+    parser.add_argument("--grader", action="store_true",
+                        help="also add the student edition of the grader to student/ (visible checks, recorded values)")
     args = parser.parse_args(argv)
     if args.edition:
         if args.out is None:
@@ -235,6 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         print("student/ is up to date" if not diffs else "student/ is out of date: run python tools/make_handout.py")
         return 1 if diffs else 0
     print(f"wrote {write()} files to student/")
+    if args.grader:
+        from student_grader import build
+
+        points = build(ROOT / "student")
+        print(f"added the student edition of the grader to student/: {points['visible']:g} visible points "
+              f"(recorded from solutions/), {points['hidden']:g} hidden; grade inside student/ with "
+              "`python -m autograder grade .`")
     return 0
 
 

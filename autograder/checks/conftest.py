@@ -64,17 +64,17 @@ def part4() -> Any:
 
 @pytest.fixture(scope="session")
 def ref1(cfg: Any) -> Callable[[str], Any]:
-    return lambda module: reference.load(cfg.reference_dir, "part1", module)
+    return lambda module: reference.module(cfg.reference_dir, "part1", module)
 
 
 @pytest.fixture(scope="session")
 def ref2(cfg: Any) -> Callable[[str], Any]:
-    return lambda module: reference.load(cfg.reference_dir, "part2", module)
+    return lambda module: reference.module(cfg.reference_dir, "part2", module)
 
 
 @pytest.fixture(scope="session")
 def ref4(cfg: Any) -> Callable[[str], Any]:
-    return lambda module: reference.load(cfg.reference_dir, "part4", module)
+    return lambda module: reference.module(cfg.reference_dir, "part4", module)
 
 
 @pytest.fixture()

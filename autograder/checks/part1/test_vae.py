@@ -159,7 +159,8 @@ def test_forward_sampling(part1, partial_credit, threshold):
         fail(f"{call}: the decoder received {vs.describe(z)}; expected the latents z of shape [64, 20]")
     if torch.allclose(z.double(), mean.double(), rtol=1e-6, atol=1e-6):
         fail(f"{call}: the decoder received z = mean exactly; forward must sample z ~ q(z|x)",
-             "no sampling in forward (z = mean); use z = sample_reparameterize(mean, torch.exp(log_std))")
+             "no sampling in forward (z = mean); z must be sampled with sample_reparameterize from the mean and the "
+             "standard deviation exp(log_std)")
     u = (z.double() - mean.double()) / std
     p = vs.ks_pvalue(u)
     if p < alpha:

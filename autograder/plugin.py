@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pytest
 
 from .config import CheckSpec, Config
-from .registry import CheckFailed, Leaderboard, PartialCredit, check_id_of, grades_of, tags_of
+from .registry import CheckFailed, Figures, Leaderboard, PartialCredit, check_id_of, grades_of, tags_of
 from .session import Clock
 
 if sys.version_info < (3, 11):  # hypothesis brings the backport on Python 3.10
@@ -58,6 +58,7 @@ class RunState:
     collection_errors: list[str] = field(default_factory=list)
     unknown_checks: list[str] = field(default_factory=list)
     leaderboard: Leaderboard = field(default_factory=Leaderboard)
+    figures: Figures = field(default_factory=Figures)
     selected: list[str] = field(default_factory=list)
     deselected: set[str] = field(default_factory=set)
     # Called when a check starts (its spec and the function it grades) and just before its
@@ -193,6 +194,7 @@ class GradingPlugin:
         self.state.clock.check_deadline = min(now + budget, self.state.run_deadline)
         self._partial[item.nodeid] = PartialCredit()
         graded = item.stash[_GRADES]
+        self.state.figures.check = spec.number
         self.state.on_start(spec, graded)
         if graded in self.state.untouched:
             name = graded.split(".", 2)[-1]

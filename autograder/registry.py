@@ -116,3 +116,26 @@ class Leaderboard:
     def record(self, name: str, value: float, order: str = "asc") -> None:
         self.entries = [e for e in self.entries if e["name"] != name]
         self.entries.append({"name": name, "value": value, "order": order})
+
+
+@dataclass
+class Figures:
+    """Pictures a check attaches to the local report (``report.html``): image grids, bar charts
+    and curves of the student's own models, as plain numbers; they never change a score."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    check: str = ""  # the number of the running check (set by the plugin)
+
+    def images(self, title: str, rows: list[tuple[str, Any]], caption: str = "",
+               labels: list[list[str]] | None = None) -> None:
+        """Rows of images: ``(row name, tensor [N, H, W] or [N, C, H, W] with values in [0, 1])``."""
+        self.entries.append({"check": self.check, "kind": "images", "title": title, "caption": caption,
+                             "rows": rows, "labels": labels})
+
+    def bars(self, title: str, values: dict[str, float], caption: str = "", limit: float = 1.0) -> None:
+        self.entries.append({"check": self.check, "kind": "bars", "title": title, "caption": caption,
+                             "values": dict(values), "limit": limit})
+
+    def curve(self, title: str, ys: list[float], caption: str = "", x_label: str = "step") -> None:
+        self.entries.append({"check": self.check, "kind": "curve", "title": title, "caption": caption,
+                             "ys": [float(y) for y in ys], "x_label": x_label})

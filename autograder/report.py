@@ -41,25 +41,37 @@ def _finite(x: float) -> float:
     return x if math.isfinite(x) else 0.0
 
 
+def rerun_command(spec: CheckSpec) -> str:
+    """The command that grades this check alone, with the same inputs (they are derandomised)."""
+    return f"python -m autograder grade . --only {spec.number}"
+
+
 def test_entry(outcome: Outcome, file_notes: list[str]) -> dict[str, Any]:
-    """One entry of ``tests`` for a finished check."""
+    """One entry of ``tests`` for a finished check, in Gradescope's markdown: the verdict line
+    first, then the named mistake and notes as their own paragraphs, what the student's code
+    printed in a code block, and (visible checks) the command that reruns it alone."""
     spec = outcome.spec
-    lines = [f"{STATUS_TEXT.get(outcome.status, outcome.status).upper()}: {outcome.message}".rstrip()]
+    head, *rest = f"{STATUS_TEXT.get(outcome.status, outcome.status).upper()}: {outcome.message}".rstrip().split("\n")
+    paragraphs = [head, *[r for r in rest if r.strip()]]
     if outcome.status != "passed":
-        lines += file_notes
+        paragraphs += file_notes
     if outcome.student_output and outcome.status != "passed":
-        lines.append("Your code printed:\n" + _cut(outcome.student_output, STUDENT_OUTPUT_LIMIT))
+        printed = _cut(outcome.student_output, STUDENT_OUTPUT_LIMIT).replace("```", "` ` `")
+        paragraphs.append("Your code printed:\n```text\n" + printed + "\n```")
+    if outcome.status != "passed" and spec.visibility == "visible":
+        paragraphs.append(f"Rerun this check alone (same inputs): `{rerun_command(spec)}`")
     entry: dict[str, Any] = {
         "name": spec.name,
         "number": spec.number,
         "score": _finite(outcome.score),
         "max_score": spec.weight,
         "status": "passed" if outcome.status == "passed" else "failed",
-        "output": _cut("\n".join(lines), OUTPUT_LIMIT),
+        "output": _cut("\n\n".join(paragraphs), OUTPUT_LIMIT),
+        "output_format": "md",
         "visibility": spec.visibility,
         "tags": list(outcome.tags),
         "extra_data": {"outcome": outcome.status, "duration_s": outcome.duration_s, "check_id": spec.id,
-                       "grades": outcome.grades},
+                       "grades": outcome.grades, "rerun": rerun_command(spec)},
     }
     if outcome.detail:
         entry["extra_data"]["grader_traceback"] = outcome.detail

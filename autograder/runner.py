@@ -113,6 +113,21 @@ def _recording(cfg: Config, record: Path | None) -> "reference.Recording | None"
     return None
 
 
+def _write_html(cfg: Config, results_path: Path, results: dict[str, Any], state: Any) -> str:
+    """``report.html`` beside the results (``[grader] html_report``, default on); a failure here
+    costs the report only, never the results. Returns a line for the console."""
+    if not cfg.grader.get("html_report", True):
+        return ""
+    from . import report_html
+
+    path = results_path.with_name("report.html")
+    try:
+        report_html.write(path, results, state.figures.entries if state is not None else [], cfg.questions, cfg.title)
+        return f"Report with pictures of your models: {path}"
+    except Exception as exc:  # noqa: BLE001 - the report is a courtesy
+        return f"(report.html not written: {type(exc).__name__}: {exc})"
+
+
 def _prestart(worker: Any) -> None:
     """Start a worker in the background; a failure here is reported by the first call instead."""
     try:
@@ -313,9 +328,12 @@ def grade(
         # the kill (tests/test_attacks.py::detached_rewriter); the grader's write must be the last.
         if "results" in locals():
             report.write_atomic(results_path, results)
+            html_path = _write_html(cfg, results_path, results, state_holder.get("state"))
         restore_protected_paths()  # local root runs leave the checkout as it was
         shutil.rmtree(workdir, ignore_errors=True)
     console.table(results, cfg.questions)
     console.line(f"\nResults written to {results_path} ({time.monotonic() - started:.1f} s)")
+    if locals().get("html_path"):
+        console.line(locals()["html_path"])
     return results
 

@@ -5,6 +5,7 @@
 - ``part4``: the same for part 4 (IFT6135 HW3 problems 2 and 3, the ift6135 editions)
 - ``ref1(module)`` / ``ref2(module)`` / ``ref4(module)``: the reference solution's module, trusted process only
 - ``partial_credit``, ``leaderboard``: gradescope-utils' vocabulary
+- ``figures``: pictures of the student's models for the local report (never a score)
 """
 from __future__ import annotations
 
@@ -85,3 +86,8 @@ def partial_credit(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture()
 def leaderboard() -> Any:
     return current_context().state.leaderboard
+
+
+@pytest.fixture()
+def figures() -> Any:
+    return current_context().state.figures

@@ -27,9 +27,10 @@ from autograder.registry import check, fail, grades, tags
 FORWARD = "part1.train.VAE.forward"
 MANIFOLD = "part1.utils.visualize_manifold"
 DRV = vs.DRIVER
+LEVELS = vs.LEVELS
 
 
-def _train(part1, ref1, s: dict, z_dim: int, steps: int, partial_credit) -> tuple[object, str, dict]:
+def _train(part1, ref1, s: dict, z_dim: int, steps: int, partial_credit, figures=None) -> tuple[object, str, dict]:
     """Build and train the student's VAE (stand-in encoder/decoder); returns (model handle, description, metric)."""
     seed = int(s["seed"])
     built = part1.driver(f"{DRV}.build_vae", int(s["num_filters"]), z_dim, False, seed=seed)
@@ -46,6 +47,8 @@ def _train(part1, ref1, s: dict, z_dim: int, steps: int, partial_credit) -> tupl
         fail(f"{what}: the training bpd became {losses[bad] if losses else 'undefined'} at step {bad + 1}; "
              "expected finite losses (look for log(0), exp overflow or a missing softmax in the loss)")
     metric = vs.test_bpd(part1, model, test_imgs, z_dim, int(s["eval_seed"]), what)
+    if figures is not None:
+        _pictures(part1, model, test_imgs, z_dim, losses, figures)
     metric["note"] = (
         f"Trainer: {built['note']}. {what}: train bpd {losses[0]:.3f} -> {losses[-1]:.3f} in {log['seconds']:.1f} s on {log['device']}; "
         f"test bpd (computed by the grader on {s['n_test']} held-out images) {metric['bpd']:.4f} "
@@ -53,9 +56,25 @@ def _train(part1, ref1, s: dict, z_dim: int, steps: int, partial_credit) -> tupl
     return model, what, metric
 
 
+def _pictures(part1, model, test_imgs: torch.Tensor, z_dim: int, losses: list, figures) -> None:
+    """For report.html: the training curve, test images and their reconstructions (the decoder's
+    expected level at the encoder's mean), and decoded prior samples. Never part of the score."""
+    figures.curve("Your VAE's training bpd (smoke training)", losses, "per Adam step", "step")
+    mean, _ = part1.driver(f"{DRV}.encode", model, test_imgs[:10])
+    z = torch.randn(10, z_dim, generator=torch.Generator().manual_seed(0))
+    rows = [("test image", test_imgs[:10, 0].float() / (LEVELS - 1))]
+    for name, latents in (("reconstruction", mean.float()), ("prior sample", z)):
+        logits = part1.driver(f"{DRV}.decode", model, latents)
+        if isinstance(logits, torch.Tensor) and logits.shape == (10, LEVELS, 28, 28):
+            levels = torch.arange(LEVELS, dtype=torch.float64).view(1, LEVELS, 1, 1)
+            rows.append((name, (torch.softmax(logits.double(), 1) * levels).sum(1) / (LEVELS - 1)))
+    figures.images("Your VAE after the smoke training", rows,
+                   "expected grey level of each pixel under the decoder (encoder and decoder: the grader's MLPs)")
+
+
 @check("part1.vae.smoke.bpd")
 @tags(FORWARD)
-def test_smoke_bpd(part1, ref1, threshold, leaderboard, partial_credit):
+def test_smoke_bpd(part1, ref1, threshold, leaderboard, partial_credit, figures):
     """After a short training (z_dim 20) the grader's test bpd is below ``max_test_bpd``.
 
     The threshold sits between the reference (over 5 seeds) and the broken variants
@@ -63,7 +82,7 @@ def test_smoke_bpd(part1, ref1, threshold, leaderboard, partial_credit):
     the numbers are in grading.toml next to it.
     """
     s = threshold("part1.vae_smoke")
-    _, what, metric = _train(part1, ref1, s, int(s["z_dim"]), int(s["steps"]), partial_credit)
+    _, what, metric = _train(part1, ref1, s, int(s["z_dim"]), int(s["steps"]), partial_credit, figures)
     leaderboard.record("VAE test bpd (smoke training)", round(metric["bpd"], 4), "asc")
     limit = float(s["max_test_bpd"])
     if metric["bpd"] > limit:
@@ -76,7 +95,7 @@ def test_smoke_bpd(part1, ref1, threshold, leaderboard, partial_credit):
 @check("part1.manifold.smoke.z2")
 @grades(MANIFOLD)
 @tags(MANIFOLD)
-def test_smoke_manifold(part1, threshold, partial_credit):
+def test_smoke_manifold(part1, threshold, partial_credit, figures):
     """``visualize_manifold`` on a neural decoder: the grader's seeded MLP with ``z_dim = 2``.
 
     Where 1.10.2's known decoder is a formula, this one is an ``nn.Module`` like a trained
@@ -99,6 +118,10 @@ def test_smoke_manifold(part1, threshold, partial_credit):
     if not isinstance(grid, torch.Tensor):
         fail(f"{call} returned {vs.describe(grid)}; expected make_grid's output, a float tensor [3, H, W]")
     matched, _, want = vs.match_orientation(grid, g, logits_of, atol=1e-3)
+    if grid.dim() == 3 and want.dim() == 3:
+        figures.images(f"Your manifold beside the expected one (grid {g} x {g})",
+                       [("yours", grid[None].float().clamp(0, 1)), ("expected", want[None].float().clamp(0, 1))],
+                       "visualize_manifold on the grader's MLP decoder (z_dim = 2)")
     if not matched:
         fail(f"{call}: the grid differs from the grader's ({vs.grid_difference(grid, want)}; yours: "
              f"{vs.stats_line(grid)}; expected: {vs.stats_line(want)}); each image must show the expected level / 15 "

@@ -236,3 +236,22 @@ def linf(a: Tensor, b: Tensor) -> float:
     if not a.numel():
         return 0.0
     return max(float((a[i:i + CHUNK].double() - b[i:i + CHUNK].double()).abs().max()) for i in range(0, len(a), CHUNK))
+
+
+# ----------------------------------------------------------------------------- pictures for report.html
+CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
+
+
+def attack_figure(figures: Any, title: str, model: nn.Module, x: Tensor, adv: Tensor, y: Tensor, eps: float,
+                  n: int = 8) -> None:
+    """The first ``n`` images, the student's adversarial versions, their difference amplified to
+    the full grey range (mid-grey: unchanged), and the model's predictions on each."""
+    s = space()
+    with torch.no_grad():
+        before, after = model(x[:n]).argmax(1).tolist(), model(adv[:n]).argmax(1).tolist()
+    clean, attacked = s.to_pixels(x[:n]), s.to_pixels(adv[:n])
+    scale = max(float((attacked - clean).abs().max()), 1e-12)
+    figures.images(title, [("original", clean), ("adversarial", attacked),
+                           ("difference (amplified)", 0.5 + 0.5 * (attacked - clean) / scale)],
+                   f"epsilon {eps:.3g}; predictions (true -> clean / adversarial) below",
+                   [[f"{CLASSES[int(t)]}: {CLASSES[b]} / {CLASSES[a]}" for t, b, a in zip(y[:n].tolist(), before, after)]])

@@ -132,7 +132,7 @@ def test_fgsm_inputs_untouched(part2, ref2):
 
 @check("part2.adversarial_attack.fgsm_attack.smoke.accuracy_drop")
 @tags(FGSM)
-def test_fgsm_accuracy_drop(part2, ref2, threshold):
+def test_fgsm_accuracy_drop(part2, ref2, threshold, figures):
     """On the grader's standard-trained model, FGSM at epsilon 0.1 (pixel units; divided by the
     mean std for normalised inputs) lowers the accuracy on 1,000 FashionMNIST test images by at
     least ``part2.attacks.fgsm_min_drop`` (calibrated: see grading.toml), with every adversarial
@@ -151,6 +151,8 @@ def test_fgsm_accuracy_drop(part2, ref2, threshold):
     if H.ball_excess(adv, x, eps).max().item() > ATOL:
         fail(f"{call}: a pixel moved by {H.linf(adv, x):.4g}, more than epsilon = {eps}")
     clean, attacked = H.accuracy(model, x, y), H.accuracy(model, adv, y)
+    H.attack_figure(figures, f"Your FGSM on the grader's model (accuracy {clean:.3f} -> {attacked:.3f})", model, x, adv,
+                    y, eps)
     if clean - attacked < min_drop:
         reference = H.fgsm(x, H.input_gradient(model, x, y), eps)
         fail(f"{call}: the accuracy went from {clean:.3f} (clean) to {attacked:.3f} under your attack, a drop of "

@@ -192,7 +192,7 @@ def test_pgd_stronger_than_fgsm(part2, ref2, threshold):
 
 @check("part2.adversarial_attack.pgd_attack.smoke.accuracy_drop")
 @tags(PGD)
-def test_pgd_accuracy_drop(part2, ref2, threshold):
+def test_pgd_accuracy_drop(part2, ref2, threshold, figures):
     """On the grader's standard-trained model, PGD (epsilon 0.1, 10 steps of 0.025) lowers the
     accuracy on 500 FashionMNIST test images by at least ``part2.attacks.pgd_min_drop``
     (calibrated: see grading.toml), every result inside the epsilon-ball (tolerance 1e-6)."""
@@ -208,6 +208,8 @@ def test_pgd_accuracy_drop(part2, ref2, threshold):
     if H.ball_excess(adv, x, eps).max().item() > BALL_ATOL:
         fail(f"{call}: a pixel moved by {H.linf(adv, x):.4g}, more than epsilon = {eps:g}")
     clean, attacked = H.accuracy(model, x, y), H.accuracy(model, adv, y)
+    H.attack_figure(figures, f"Your PGD on the grader's model (accuracy {clean:.3f} -> {attacked:.3f})", model, x, adv,
+                    y, eps)
     if clean - attacked < min_drop:
         reference = H.pgd(model, x, y, eps, alpha, n)
         fail(f"{call}: the accuracy went from {clean:.3f} (clean) to {attacked:.3f} under your attack, a drop of "

@@ -62,23 +62,28 @@ def _judge(part2: Any, ref2: Any, threshold: Any, cfg: Any, strategy: str) -> No
     base = baseline(ref2, s, strategy)
     attack = (f"FGSM (epsilon {s['eval_fgsm_epsilon']})" if strategy == "fgsm"
               else "PGD (epsilon {}, alpha {}, {} steps)".format(*s["eval_pgd"]))
+    clean_acc = H.accuracy(model, xte, yte)
+    figures.bars(f"Accuracy after your {strategy.upper()} defence training vs standard training",
+                 {"clean, your training": clean_acc, f"under {strategy.upper()}, standard training": base,
+                  f"under {strategy.upper()}, your training": got},
+                 f"{count} test images; the defence must gain at least {min_gain:.2f} under the attack")
     if got - base < min_gain:
         fail(f"{call}: accuracy under {attack} on {count} test images is {got:.3f} after your training and {base:.3f} "
-             f"after standard training with the same budget (clean accuracy {H.accuracy(model, xte, yte):.3f}); "
+             f"after standard training with the same budget (clean accuracy {clean_acc:.3f}); "
              f"expected the defence to gain at least {min_gain:.2f}")
 
 
 @check("part2.adversarial_attack.fgsm_loss.smoke.robust_gain")
 @tags("part2.adversarial_attack.fgsm_loss")
-def test_fgsm_training_gain(part2, ref2, threshold, cfg):
+def test_fgsm_training_gain(part2, ref2, threshold, cfg, figures):
     """FGSM-loss training raises the accuracy under FGSM over standard training by at least
     ``part2.smoke.fgsm_min_gain`` (calibrated over 5 seeds and broken variants: grading.toml)."""
-    _judge(part2, ref2, threshold, cfg, "fgsm")
+    _judge(part2, ref2, threshold, cfg, "fgsm", figures)
 
 
 @check("part2.utils.train.smoke.pgd_robust_gain")
 @tags("part2.utils.train")
-def test_pgd_training_gain(part2, ref2, threshold, cfg):
+def test_pgd_training_gain(part2, ref2, threshold, cfg, figures):
     """PGD-batch training raises the accuracy under PGD over standard training by at least
     ``part2.smoke.pgd_min_gain`` (calibrated over 5 seeds and broken variants: grading.toml)."""
-    _judge(part2, ref2, threshold, cfg, "pgd")
+    _judge(part2, ref2, threshold, cfg, "pgd", figures)

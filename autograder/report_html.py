@@ -20,13 +20,14 @@ from .config import sort_key
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em} .total{font-size:1.2em;margin:.2em 0 1em}
-table{border-collapse:collapse;width:100%;margin:1em 0} td,th{border-bottom:1px solid #ddd;padding:.35em .5em;text-align:left;vertical-align:top}
+table{border-collapse:collapse;width:100%;margin:1em 0;table-layout:fixed} td{overflow-wrap:anywhere}
+td:first-child,th:first-child{width:4.5em} td.pts,th:last-child{width:6.5em} td,th{border-bottom:1px solid #ddd;padding:.35em .5em;text-align:left;vertical-align:top}
 th{background:#f4f4f4} .pts{white-space:nowrap;text-align:right}
 .ok{color:#17803d;font-weight:600} .bad{color:#b42318;font-weight:600}
 .msg p{margin:.2em 0} .msg code,.msg pre{background:#f6f6f6;padding:.1em .3em;border-radius:3px}
 .msg pre{padding:.5em;overflow-x:auto} figure{margin:1em 0;padding:.6em;border:1px solid #e4e4e4;border-radius:6px}
 figcaption{font-size:.9em;color:#555;margin-top:.4em} .row{display:flex;align-items:center;gap:.6em;margin:.2em 0}
-.row span{width:9em;font-size:.85em;color:#444} img{image-rendering:pixelated;border:1px solid #ccc}
+.row span{width:9em;font-size:.85em;color:#444} img{image-rendering:pixelated;border:1px solid #ccc;max-width:100%}
 .labels{font-size:.75em;color:#555;margin-left:9.6em}
 """
 
@@ -44,9 +45,10 @@ def _png(pixels: list[list[int]]) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
-def strip_png(images: Any, scale: int = 2) -> str:
+def strip_png(images: Any, scale: int = 0) -> str:
     """A row of images (tensor or nested lists [N, H, W] / [N, C, H, W], values in [0, 1]) as a
-    data URI: side by side, 2 pixels apart, each pixel ``scale`` x ``scale``."""
+    data URI: side by side, 2 pixels apart, each pixel ``scale`` x ``scale`` (0: 2, or 1 for a
+    strip wider than 400 pixels, which keeps a 20 x 20 manifold at ~300 KB)."""
     import torch
 
     t = torch.as_tensor(images, dtype=torch.float32).detach().cpu()
@@ -58,6 +60,7 @@ def strip_png(images: Any, scale: int = 2) -> str:
     n, h, w = t.shape
     gap = 2
     canvas = torch.ones(h, n * (w + gap) - gap)
+    scale = scale or (1 if canvas.shape[1] > 400 else 2)
     for i in range(n):
         canvas[:, i * (w + gap): i * (w + gap) + w] = t[i]
     canvas = canvas.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
@@ -116,7 +119,7 @@ def _figure(entry: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- text
 def _message(text: str) -> str:
     """A check's markdown output as HTML: paragraphs, ```text blocks``` and `code` spans."""
-    out, block = [], None
+    out = []
     for para in text.split("\n\n"):
         if para.startswith("Your code printed:\n```"):
             inner = para.split("```text\n", 1)[-1].rsplit("\n```", 1)[0]
@@ -125,7 +128,6 @@ def _message(text: str) -> str:
         pieces = html.escape(para).split("`")
         para_html = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
         out.append(f"<p>{para_html.replace(chr(10), '<br>')}</p>")
-    del block
     return "".join(out)
 
 
@@ -146,7 +148,9 @@ def render(results: dict[str, Any], figures: list[dict[str, Any]], questions: di
     for t in tests:
         ok = t["score"] >= t["max_score"] - 1e-9
         verdict = '<span class="ok">passed</span>' if ok else '<span class="bad">lost points</span>'
-        message = "" if ok and not figs.get(t["number"]) else f'<div class="msg">{_message(t.get("output", ""))}</div>'
+        text = str(t.get("output", "")).strip()
+        message = "" if ok and (not figs.get(t["number"]) or text in ("", "PASSED:")) else \
+            f'<div class="msg">{_message(text)}</div>'
         checks.append(f'<tr><td>{html.escape(str(t["number"]))}</td><td>{html.escape(t["name"])}<br>{verdict}{message}'
                       f'{"".join(figs.get(t["number"], []))}</td><td class="pts">{t["score"]:g} / {t["max_score"]:g}</td></tr>')
     summary = html.escape(str(results.get("output", "")).split("\n", 1)[0])

@@ -90,7 +90,7 @@ def _diagnose(r: dict, grid: torch.Tensor, g: int) -> tuple[str | None, str]:
 
 @check("part1.manifold.values")
 @tags(MANIFOLD)
-def test_manifold_values(part1):
+def test_manifold_values(part1, figures):
     """The grid's tiles equal the grader's: quantile latents, expected pixel value sum_k k*softmax_k/15.
 
     Checked for grid_size 5 and 20. Tolerance 1e-4 absolute on values in [0, 1]: float32
@@ -105,6 +105,9 @@ def test_manifold_values(part1):
                  f"expected {_tiling_text(g)}, so its values cannot be compared",
                  _shape_mistake(tuple(grid.shape), g) if isinstance(grid, torch.Tensor) else None)
         matched, _, want = vs.match_orientation(grid, g, vs.known_logits_of, atol=1e-4)
+        if g == min(SIZES) and grid.dim() == 3 and want.dim() == 3:
+            figures.images(f"Your manifold beside the expected one (grid {g} x {g}, the grader's known decoder)",
+                           [("yours", grid[None].float().clamp(0, 1)), ("expected", want[None].float().clamp(0, 1))])
         if matched:
             continue
         named, used = _diagnose(r, grid, g)

@@ -45,7 +45,7 @@ def train_student(part2: Any, ref2: Any, s: dict[str, Any], strategy: str, args:
     return H.grader_model(ref2("models"), state)
 
 
-def _judge(part2: Any, ref2: Any, threshold: Any, cfg: Any, strategy: str) -> None:
+def _judge(part2: Any, ref2: Any, threshold: Any, cfg: Any, strategy: str, figures: Any) -> None:
     s = settings(threshold, cfg.conventions.get("part2", {}))
     args = dict(s["fgsm_defense"] if strategy == "fgsm" else s["pgd_defense"])
     min_gain = float(s["fgsm_min_gain"] if strategy == "fgsm" else s["pgd_min_gain"])

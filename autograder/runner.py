@@ -28,8 +28,8 @@ from .plugin import GradingPlugin, Outcome, RunState
 from .sandbox.worker_main import release_free_memory  # the workers' own (no import-time effects)
 from .session import Clock, PartSession
 from .standins import StandIns
-from .untouched import untouched_functions
 from .checks import reference
+from .untouched import untouched_functions
 
 _CONTEXT: "GradingContext | None" = None
 
@@ -118,10 +118,10 @@ def _write_html(cfg: Config, results_path: Path, results: dict[str, Any], state:
     costs the report only, never the results. Returns a line for the console."""
     if not cfg.grader.get("html_report", True):
         return ""
-    from . import report_html
-
     path = results_path.with_name("report.html")
     try:
+        from . import report_html
+
         report_html.write(path, results, state.figures.entries if state is not None else [], cfg.questions, cfg.title)
         return f"Report with pictures of your models: {path}"
     except Exception as exc:  # noqa: BLE001 - the report is a courtesy
@@ -181,6 +181,7 @@ def grade(
     )
     budget = float(cfg.grader.get("run_budget_s", 420))
     state_holder: dict[str, RunState] = {}
+    report_line = ""  # where report.html went (said after the table)
     session_holder: dict[str, dict[str, PartSession]] = {}
 
     def expected() -> list[str]:
@@ -328,12 +329,12 @@ def grade(
         # the kill (tests/test_attacks.py::detached_rewriter); the grader's write must be the last.
         if "results" in locals():
             report.write_atomic(results_path, results)
-            html_path = _write_html(cfg, results_path, results, state_holder.get("state"))
+            report_line = _write_html(cfg, results_path, results, state_holder.get("state"))
         restore_protected_paths()  # local root runs leave the checkout as it was
         shutil.rmtree(workdir, ignore_errors=True)
     console.table(results, cfg.questions)
     console.line(f"\nResults written to {results_path} ({time.monotonic() - started:.1f} s)")
-    if locals().get("html_path"):
-        console.line(locals()["html_path"])
+    if report_line:
+        console.line(report_line)
     return results
 

@@ -37,10 +37,8 @@ sys.path.insert(0, str(ROOT))
 from autograder import config as config_mod  # noqa: E402
 from autograder.standins import StandIns  # noqa: E402
 
-# What of autograder/ ships (relative paths; checks are added per part).
-ENGINE = ["__init__.py", "__main__.py", "cli.py", "config.py", "console.py", "discovery.py", "plugin.py", "prepare.py",
-          "registry.py", "report.py", "runner.py", "session.py", "standins.py", "untouched.py", "sandbox",
-          "checks/conftest.py", "checks/reference.py"]
+# What of autograder/ ships besides its top-level modules (relative paths; checks are added per part).
+ENGINE_EXTRA = ["sandbox", "checks/conftest.py", "checks/reference.py"]
 GENERATED = ("autograder", "grading.toml", "requirements.txt")  # what build() adds to the handout
 
 
@@ -116,7 +114,8 @@ def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: 
         target = handout / name
         shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
     dest = handout / "autograder"
-    for rel in ENGINE:
+    engine = sorted(p.name for p in (ROOT / "autograder").glob("*.py")) + ENGINE_EXTRA
+    for rel in engine:
         src = ROOT / "autograder" / rel
         if src.is_dir():
             shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

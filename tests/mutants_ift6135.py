@@ -69,6 +69,8 @@ VARIANTS: list[Variant] = [
     v("cos_builtin", COS, e(Q3, COS_RET,
       "        return torch.nn.functional.cosine_similarity(x1, x2, dim=self.dim, eps=self.eps)\n")),
     v("fwd_views_in_one_batch", FWD, e(Q3, FWD_ENC, "        z1, z2 = self.encoder(torch.cat([x1, x2])).chunk(2)\n")),
+    v("init_positional_encoder", FWD, e(Q3, "        self.encoder = base_encoder(num_classes=dim)\n",
+                                          "        self.encoder = base_encoder(dim)\n")),
     v("loss_detaches_when_stopping", LOSS, e(Q3, LOSS_1,
       "        if self.stop_gradient:\n            z1, z2 = z1.detach(), z2.detach()\n" + LOSS_1)),
 ]

@@ -114,9 +114,10 @@ def _simsiam(images_shape: torch.Size, dim: int, pred_dim: int, hidden: int, sto
     import q3_model
 
     size = int(torch.tensor(images_shape[1:]).prod()) if len(images_shape) > 1 else int(images_shape[0])
-    model = resolve("q3_solution.SimSiam")(
-        lambda **kw: q3_model.mlp_encoder(kw.pop("num_classes", dim), hidden=hidden, input_size=size),
-        dim=dim, pred_dim=pred_dim, stop_gradient=stop_gradient)
+    def base_encoder(*args: Any, **kwargs: Any) -> nn.Module:  # base_encoder(dim) or (num_classes=dim, ...)
+        return q3_model.mlp_encoder(args[0] if args else kwargs.get("num_classes", dim), hidden=hidden, input_size=size)
+
+    model = resolve("q3_solution.SimSiam")(base_encoder, dim=dim, pred_dim=pred_dim, stop_gradient=stop_gradient)
     model.encoder = q3_model.mlp_encoder(dim, hidden=hidden, input_size=size)
     model.predictor = q3_model.mlp_predictor(dim, pred_dim)
     if encoder_state is not None:

@@ -46,7 +46,7 @@ HANDOUT = re.compile(r"^\s*# HANDOUT: ?(?P<code>.*)$")
 DEF = re.compile(r"^(?P<indent>\s*)(?:async\s+)?(?:def|class)\s+(?P<name>\w+)")
 SKIPPED_DIRS = {"__pycache__", ".pytest_cache", "lightning_logs", ".hypothesis", "VAE_logs", "data", "runs"}
 # What --grader adds to student/ (generated, not tracked): not part of the handout proper.
-GRADER_FILES = {"autograder", "grading.toml", "requirements.txt", "results.json"}
+GRADER_FILES = {"autograder", "grading.toml", "requirements.txt", "results.json", "report.html"}
 
 
 class MarkerError(ValueError):

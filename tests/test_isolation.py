@@ -9,8 +9,9 @@ For every graded function F (the ``@grades`` of the checks):
 - the reference with F returning NaN, and with F returning an extra leading dimension, loses
   points on F's checks and on no other check.
 
-Parts are graded by separate workers, so one grade carries a part-1 function and a part-2
-function at once (halving the number of grades); the accounting is per function. The written
+One grade carries a whole group of functions of which none calls another (the callee of a
+graded function is a stand-in in its checks, so the groups' verdicts stay apart): 3 grades per
+case instead of one per function; the accounting is per function. The written
 cases run the whole profile, smoke trainings included: each smoke check passes with every
 other function missing, so no smoke check depends on another function. The stubbed, NaN and
 shape cases then need only the ``quick`` profile (CI time).
@@ -20,7 +21,6 @@ nothing else (``test_hanging_function_times_out_once``).
 """
 from __future__ import annotations
 
-from itertools import zip_longest
 from pathlib import Path
 
 import pytest
@@ -38,8 +38,6 @@ GRADES = {cid: d["grades"] for cid, d in DECLARED.items() if cid.split(".", 1)[0
 FUNCTIONS = sorted({g for g in GRADES.values() if g != ALL})
 PART1 = [f for f in FUNCTIONS if f.startswith("part1.")]
 PART2 = [f for f in FUNCTIONS if f.startswith("part2.")]
-# One grade per pair: a part-1 function with a part-2 function (or alone once part 2's run out).
-PAIRS = [tuple(f for f in pair if f) for pair in zip_longest(PART1, PART2)]
 
 
 def _points(function_id: str) -> float:
@@ -68,35 +66,6 @@ def test_every_graded_function_has_checks_and_points():
                - sum(c.weight for c in CFG.checks.values() if c.id.split(".", 1)[0] in CFG.parts)) < 1e-9
 
 
-@pytest.mark.parametrize("pair", PAIRS, ids=_pair_id)
-def test_a_stubbed_function_costs_exactly_its_own_points(tmp_path: Path, pair: tuple[str, ...]):
-    results = grade(submission_with(tmp_path / "sub", stubbed=pair), tmp_path / "r.json", "--profile", "quick",
-                    *_only(pair))
-    lost = _lost(results)
-    graded = {t["extra_data"]["check_id"] for t in results["tests"]}
-    for f in pair:
-        mine = {cid for cid in graded if GRADES[cid] == f}
-        assert mine and mine <= set(lost), f"{f} stubbed: checks that still scored: {sorted(mine - set(lost))}"
-        assert abs(sum(lost[c] for c in mine) - sum(CFG.checks[c].weight for c in mine)) < 1e-9
-    collateral = [t for t in results["tests"] if t["extra_data"]["check_id"] in lost
-                  and GRADES[t["extra_data"]["check_id"]] not in pair]
-    assert not collateral, f"{pair} stubbed: other functions' checks lost points:\n{explain(collateral)}"
-
-
-@pytest.mark.parametrize("pair", PAIRS, ids=_pair_id)
-def test_the_handout_with_one_function_written_earns_exactly_its_points(tmp_path: Path, pair: tuple[str, ...]):
-    results = grade(submission_with(tmp_path / "sub", written=pair), tmp_path / "r.json", *_only(pair))
-    scored = {t["extra_data"]["check_id"]: t for t in results["tests"] if t["score"] > 0}
-    for f in pair:
-        mine = {cid for cid, g in GRADES.items() if g == f}
-        missing = [t for t in results["tests"] if t["extra_data"]["check_id"] in mine and t["score"] < t["max_score"]]
-        assert not missing, f"only {f} written: its own checks lost points:\n{explain(missing)}"
-    parts = {f.split(".")[0] for f in pair}
-    extra = [t for cid, t in scored.items() if GRADES[cid] not in pair
-             and not (GRADES[cid] == ALL and cid.split(".")[0] in parts)]
-    assert not extra, f"only {pair} written: other functions' checks scored:\n{explain(extra)}"
-
-
 def _related(a: str, b: str) -> bool:
     """Whether one of two graded functions calls the other (``depends``, transitively)."""
     from autograder.standins import StandIns
@@ -120,6 +89,40 @@ def _independent_groups(functions: list[str]) -> list[tuple[str, ...]]:
         else:
             home.append(f)
     return [tuple(g) for g in groups]
+
+
+# Stubbed / written: a whole independent group at once (one grade each): none of them calls
+# another, so each one's checks still show exactly its own points.
+GROUPS = _independent_groups(FUNCTIONS)
+
+
+@pytest.mark.parametrize("pair", GROUPS, ids=_pair_id)
+def test_a_stubbed_function_costs_exactly_its_own_points(tmp_path: Path, pair: tuple[str, ...]):
+    results = grade(submission_with(tmp_path / "sub", stubbed=pair), tmp_path / "r.json", "--profile", "quick",
+                    *_only(pair))
+    lost = _lost(results)
+    graded = {t["extra_data"]["check_id"] for t in results["tests"]}
+    for f in pair:
+        mine = {cid for cid in graded if GRADES[cid] == f}
+        assert mine and mine <= set(lost), f"{f} stubbed: checks that still scored: {sorted(mine - set(lost))}"
+        assert abs(sum(lost[c] for c in mine) - sum(CFG.checks[c].weight for c in mine)) < 1e-9
+    collateral = [t for t in results["tests"] if t["extra_data"]["check_id"] in lost
+                  and GRADES[t["extra_data"]["check_id"]] not in pair]
+    assert not collateral, f"{pair} stubbed: other functions' checks lost points:\n{explain(collateral)}"
+
+
+@pytest.mark.parametrize("pair", GROUPS, ids=_pair_id)
+def test_the_handout_with_one_function_written_earns_exactly_its_points(tmp_path: Path, pair: tuple[str, ...]):
+    results = grade(submission_with(tmp_path / "sub", written=pair), tmp_path / "r.json", *_only(pair))
+    scored = {t["extra_data"]["check_id"]: t for t in results["tests"] if t["score"] > 0}
+    for f in pair:
+        mine = {cid for cid, g in GRADES.items() if g == f}
+        missing = [t for t in results["tests"] if t["extra_data"]["check_id"] in mine and t["score"] < t["max_score"]]
+        assert not missing, f"only {f} written: its own checks lost points:\n{explain(missing)}"
+    parts = {f.split(".")[0] for f in pair}
+    extra = [t for cid, t in scored.items() if GRADES[cid] not in pair
+             and not (GRADES[cid] == ALL and cid.split(".")[0] in parts)]
+    assert not extra, f"only {pair} written: other functions' checks scored:\n{explain(extra)}"
 
 
 # train returns the model it trained: "NaN" is a model with NaN weights, judged only by the smoke

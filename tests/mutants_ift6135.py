@@ -71,6 +71,10 @@ VARIANTS: list[Variant] = [
     v("fwd_views_in_one_batch", FWD, e(Q3, FWD_ENC, "        z1, z2 = self.encoder(torch.cat([x1, x2])).chunk(2)\n")),
     v("init_positional_encoder", FWD, e(Q3, "        self.encoder = base_encoder(num_classes=dim)\n",
                                           "        self.encoder = base_encoder(dim)\n")),
+    # equation (7) as written: stop-grad inside the loss, whatever stop_gradient says (a note, no deduction)
+    v("loss_always_detaches", LOSS, e(Q3, LOSS_1 + LOSS_2,
+      "        loss_1 = -similarity_function(p1, z2.detach()).mean()\n"
+      "        loss_2 = -similarity_function(p2, z1.detach()).mean()\n")),
     v("loss_detaches_when_stopping", LOSS, e(Q3, LOSS_1,
       "        if self.stop_gradient:\n            z1, z2 = z1.detach(), z2.detach()\n" + LOSS_1)),
 ]
@@ -107,9 +111,9 @@ MUTANTS: list[Mutant] = [
       "        loss_1 = -similarity_function(p1, z1).mean()\n        loss_2 = -similarity_function(p2, z2).mean()\n",
       "its own view's target"),
     m("loss_no_half", LOSS, Q3, LOSS_RET, "        return loss_1 + loss_2\n", "without the 0.5"),
-    m("loss_always_detached", LOSS, Q3, LOSS_1 + LOSS_2,
-      "        loss_1 = -similarity_function(p1, z2.detach()).mean()\n"
-      "        loss_2 = -similarity_function(p2, z1.detach()).mean()\n", "whatever self.stop_gradient"),
+    m("loss_predictions_detached", LOSS, Q3, LOSS_1 + LOSS_2,
+      "        loss_1 = -similarity_function(p1.detach(), z2).mean()\n"
+      "        loss_2 = -similarity_function(p2.detach(), z1).mean()\n", "predictions detached"),
 ]
 
 # The 2020 handout's vf_squared_hellinger (base TEMPLATE_2020, --edition ift6135_2020).

@@ -10,7 +10,7 @@ grader recognises one. ``tools/calibrate_ift6135.py`` reuses them as its broken 
 """
 from __future__ import annotations
 
-from tests.support import ROOT, Edit, Mutant, Variant
+from tests.support import ROOT, Mutant, Variant, table_makers
 
 TEMPLATE = ROOT / "tests" / "template_style" / "ift6135"
 TEMPLATE_2020 = ROOT / "tests" / "template_style" / "ift6135_2020"
@@ -23,16 +23,7 @@ FWD = "part4.q3_solution.SimSiam.forward"
 LOSS = "part4.q3_solution.SimSiam.loss"
 
 
-def e(file: str, find: str, replace: str) -> Edit:
-    return Edit(".", file, find, replace)  # the bases are flat folders, as the course's uploads are
-
-
-def m(id: str, function: str, file: str, find: str, replace: str, mistake: str | None = None) -> Mutant:
-    return Mutant(id, function, (e(file, find, replace),), mistake)
-
-
-def v(id: str, function: str, *edits: Edit) -> Variant:
-    return Variant(id, function, tuple(edits))
+e, m, v = table_makers(".")  # the bases are flat folders, as the course's uploads are
 
 
 # Template-style lines the edits hook on.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from tests.support import SOLUTIONS, Edit, Mutant, Variant
+from tests.support import SOLUTIONS, Mutant, Variant, table_makers
 
 AA, UT = "adversarial_attack.py", "utils.py"
 FA = "part2.adversarial_attack.fgsm_attack"
@@ -41,16 +41,7 @@ def between(file: str, start: str, end: str) -> str:
     return text[i:text.index(end, i)]
 
 
-def e(file: str, find: str, replace: str) -> Edit:
-    return Edit("part2", file, find, replace)
-
-
-def m(id: str, function: str, file: str, find: str, replace: str, mistake: str | None = None) -> Mutant:
-    return Mutant(id, function, (e(file, find, replace),), mistake)
-
-
-def v(id: str, function: str, *edits: Edit) -> Variant:
-    return Variant(id, function, tuple(edits))
+e, m, v = table_makers("part2")
 
 
 # Reference lines the edits hook on.

@@ -55,6 +55,22 @@ class Variant:
     edits: tuple[Edit, ...]
 
 
+def table_makers(part: str) -> tuple[Any, Any, Any]:
+    """The mutant tables' shorthands for one part folder: ``e(file, find, replace)`` an Edit,
+    ``m(id, function, file, find, replace, mistake)`` a one-edit Mutant, ``v(id, function, *edits)``
+    a Variant."""
+    def e(file: str, find: str, replace: str) -> Edit:
+        return Edit(part, file, find, replace)
+
+    def m(id: str, function: str, file: str, find: str, replace: str, mistake: str | None = None) -> Mutant:
+        return Mutant(id, function, (e(file, find, replace),), mistake)
+
+    def v(id: str, function: str, *edits: Edit) -> Variant:
+        return Variant(id, function, tuple(edits))
+
+    return e, m, v
+
+
 def _calls(edition: str | None = None) -> set[tuple[str, str]]:
     """(caller, callee) function ids of ``[parts.N.depends]``, aliases expanded both ways."""
     from autograder import config

@@ -145,3 +145,18 @@ def test_the_student_edition_scores_like_gradescope(built: tuple[Path, Path], tm
         assert all(t["score"] == t["max_score"] for t in student["tests"])
     if what == "untouched":
         assert student["score"] == 0
+
+
+@pytest.mark.slow
+def test_make_handout_check_notices_a_stale_student_grader(built: tuple[Path, Path]):
+    """``tools/make_handout.py --check`` keeps the student grader current: a check module changed
+    after the build shows up (the recording itself is remade by every build)."""
+    handout, config = built
+    assert student_grader.stale(handout, config) == []
+    shipped = handout / "autograder" / "checks" / "part1" / "helpers_funcs.py"
+    original = shipped.read_bytes()
+    shipped.write_bytes(original + b"\n# edited after the build\n")
+    try:
+        assert student_grader.stale(handout, config) == ["autograder/checks/part1/helpers_funcs.py"]
+    finally:
+        shipped.write_bytes(original)

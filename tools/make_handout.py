@@ -242,7 +242,14 @@ def main(argv: list[str] | None = None) -> int:
         for line in diffs:
             print(line)
         print("student/ is up to date" if not diffs else "student/ is out of date: run python tools/make_handout.py")
-        return 1 if diffs else 0
+        from student_grader import stale
+
+        grader = stale(ROOT / "student")  # only when student/ holds a student grader (--grader)
+        for line in grader:
+            print(f"student grader differs: {line}")
+        if grader:
+            print("the student grader in student/ is out of date: run python tools/make_handout.py --grader")
+        return 1 if diffs or grader else 0
     print(f"wrote {write()} files to student/")
     if args.grader:
         from student_grader import build

@@ -103,8 +103,10 @@ def student_config(text: str, cfg: config_mod.Config, recorded: str, hidden_poin
     return "".join(out)
 
 
-def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: str = sys.executable) -> dict[str, float]:
-    """Add the student edition of the grader to ``handout``; returns the visible and hidden points."""
+def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: str = sys.executable,
+          record: bool = True) -> dict[str, float]:
+    """Add the student edition of the grader to ``handout``; returns the visible and hidden points.
+    ``record=False`` skips grading the reference (what :func:`stale` compares needs no recording)."""
     cfg = config_mod.load(config_path)
     visible = visible_checks(cfg)
     hidden = {cid for cid in cfg.checks if cid not in visible}
@@ -148,6 +150,9 @@ def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: 
                        {part: _public_standins(config_path, part) for part in cfg.parts}),
         encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
+        if not record:
+            return {"visible": sum(cfg.checks[c].weight for c in visible if cfg.selected(cfg.checks[c])),
+                    "hidden": hidden_points}
         only = [a for cid in visible for a in ("--only", cid)]
         proc = subprocess.run([python, "-m", "autograder", "grade", str(cfg.reference_dir), "--config", str(config_path),
                                "--results", str(Path(tmp) / "r.json"), "--quiet", "--record", str(dest / "recorded.pt"),
@@ -155,3 +160,25 @@ def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: 
         if proc.returncode != 0 or not (dest / "recorded.pt").exists():
             raise RuntimeError(f"recording the reference failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return {"visible": sum(cfg.checks[c].weight for c in visible if cfg.selected(cfg.checks[c])), "hidden": hidden_points}
+
+
+def stale(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG) -> list[str]:
+    """Files of ``handout``'s student grader that differ from what :func:`build` makes now (the
+    engine, the checks, the config; the recording is remade by every build). Empty when the
+    handout has no student grader."""
+    if not (handout / "autograder").is_dir():
+        return []
+    def tree(root: Path) -> dict[str, bytes]:
+        files = {p.relative_to(root).as_posix(): p.read_bytes() for p in (root / "autograder").rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts and p.name != "recorded.pt"
+                 and ".cache" not in p.parts}
+        files["grading.toml"] = (root / "grading.toml").read_bytes() if (root / "grading.toml").exists() else b""
+        return files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / "handout"
+        shutil.copytree(handout, fresh, ignore=shutil.ignore_patterns(*GENERATED, "__pycache__", "results.json",
+                                                                       "report.html"))
+        build(fresh, config_path, record=False)
+        want, have = tree(fresh), tree(handout)
+    return sorted({p for p in set(want) | set(have) if want.get(p) != have.get(p)})

@@ -89,12 +89,7 @@ else
     || die "FashionMNIST is missing: install the Debian package dataset-fashion-mnist (sudo apt-get install dataset-fashion-mnist) or allow the download, then rerun ./setup.sh"
 fi
 
-# --- 5. what every grade reuses ----------------------------------------------
-# The part 2 smoke baseline (standard training, ~5 s): stored under autograder/.cache so that
-# each grade skips it (~3 s and ~70 MB less). A failure costs speed only: grades compute it.
-"$PY" -m autograder prepare || say "prepare failed (see above); grades will compute the baseline themselves"
-
-# --- 6. the sandbox user -----------------------------------------------------
+# --- 5. the sandbox user -----------------------------------------------------
 if [ "$IS_ROOT" = 1 ]; then
   # Creates the user if needed and lets it run this Python (e.g. o+x on /root when
   # the interpreter lives under /root/.pyenv): nothing else of root's becomes readable.
@@ -104,5 +99,13 @@ if [ "$IS_ROOT" = 1 ]; then
 else
   say "not root: student code will run as $(id -un) in separate processes (no user switch)"
 fi
+
+# --- 6. what every grade reuses (after the sandbox user: it grades the reference once) --
+# The part 2 smoke baseline (standard training, ~5 s): stored under autograder/.cache so that
+# each grade skips it (~3 s and ~70 MB less). A failure costs speed only: grades compute it.
+# Also the reference's pictures for report.html (one grade of the VAE smoke training, ~20 s):
+# without them a report shows the student's pictures alone.
+"$PY" -m autograder prepare || say "prepare failed (see above); grades will compute the baseline themselves"
+
 chmod +x run_autograder 2>/dev/null || true
 say "done. Grade the reference with: $PY -m autograder grade solutions"

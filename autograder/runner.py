@@ -143,11 +143,13 @@ def grade(
     only: list[str] | None = None,
     console: Console | None = None,
     record: Path | None = None,
+    figures_out: Path | None = None,
 ) -> dict[str, Any]:
     """Grade ``submission`` and write Gradescope results to ``results_path``; returns the results.
 
     ``record``: save the reference values the checks took (the student edition's expectations);
-    a config with ``[assignment] recorded`` replays such a file instead of using a reference."""
+    a config with ``[assignment] recorded`` replays such a file instead of using a reference.
+    ``figures_out``: save the pictures the checks attached (``prepare`` keeps the reference's)."""
     global _CONTEXT
     from .sandbox import (Limits, SandboxPolicy, Worker, kill_all_descendants, make_staging, protect_paths,
                           restore_protected_paths)
@@ -307,6 +309,10 @@ def grade(
         pytest.main(args, plugins=[plugin])
         if record is not None and recording is not None:
             recording.save(record)
+        if figures_out is not None:
+            import torch
+
+            torch.save(state.figures.entries, figures_out)
         results = write(done=True)
     except Exception as exc:  # the grader itself failed: still a valid results file
         detail = traceback.format_exc()

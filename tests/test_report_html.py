@@ -7,6 +7,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -65,3 +66,19 @@ def test_a_browser_renders_the_report(tmp_path: Path):
     histogram = image.histogram()
     dark = sum(histogram[:100]) / (1100 * 1400)
     assert 0.01 < dark < 0.6  # text and pictures on a white page: neither blank nor black
+
+
+@pytest.mark.slow
+def test_the_smoke_pictures_show_the_reference_beside_the_student(tmp_path: Path):
+    """``python -m autograder prepare`` (setup.sh) keeps the reference's pictures of the VAE smoke
+    training; a grade's report shows them under the student's (same test images, same latents)."""
+    from autograder.checks.part2.smoke import CACHE_DIR
+    from autograder.prepare import REFERENCE_FIGURES
+
+    if not (CACHE_DIR / REFERENCE_FIGURES).exists():
+        proc = subprocess.run([sys.executable, "-m", "autograder", "prepare"], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    grade(make_submission(tmp_path / "sub", base=SOLUTIONS), tmp_path / "out" / "results.json", "--only", "1.9.7")
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    for row in ("reconstruction", "prior sample", "reference: reconstruction", "reference: prior sample"):
+        assert f'alt="{row}"' in page, row

@@ -144,6 +144,10 @@ def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: 
     for part in cfg.parts:  # the pristine handout: non-graded files, and what "untouched" compares with
         shutil.copytree(handout / part, dest / "handout" / part,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "data", "runs", "lightning_logs"))
+    pictures = ROOT / "autograder" / ".cache" / "part1_reference_figures.pt"  # made by `autograder prepare`
+    if pictures.exists():  # the reference model's pictures for report.html: no solution code
+        (dest / ".cache").mkdir(exist_ok=True)
+        shutil.copyfile(pictures, dest / ".cache" / pictures.name)
     shutil.copyfile(ROOT / "requirements.txt", handout / "requirements.txt")
     (handout / "grading.toml").write_text(
         student_config(config_path.read_text(encoding="utf-8"), cfg, "autograder/recorded.pt", hidden_points,

@@ -94,7 +94,7 @@ def _walk(root: Path, names: set[str]) -> tuple[list[Path], bool]:
     seen = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")
-                             and (Path(dirpath) / d).resolve() != GRADER_DIR)
+                             and not (d == GRADER_DIR.name and (Path(dirpath) / d).resolve() == GRADER_DIR))
         for fn in sorted(filenames):
             seen += 1
             if seen > MAX_FILES_SCANNED:

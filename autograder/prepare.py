@@ -9,22 +9,23 @@ without it a grade computes the baseline itself, ~1-3 s and ~70 MB more.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from .checks import reference
 from .config import Config
 from .console import Console
 
 
-REFERENCE_FIGURES = "part1_reference_figures.pt"  # under autograder/.cache
+# What prepare computes lives here; workers cannot read or write it (it is inside autograder/).
+CACHE_DIR = Path(__file__).resolve().parent / ".cache"
+REFERENCE_FIGURES = CACHE_DIR / "part1_reference_figures.pt"
 
 
 def reference_figures(cfg: Config, console: Console) -> None:
     """The reference's pictures of the VAE smoke training (report.html shows them beside the
     student's): one grade of ``solutions/`` with check 1.9.7 only. A failure costs the pictures."""
     import tempfile
-    from pathlib import Path
 
-    from .checks.part2.smoke import CACHE_DIR
     from .runner import grade
 
     if "part1" not in cfg.parts or not any(c.number == "1.9.7" and cfg.selected(c) for c in cfg.checks.values()):
@@ -32,11 +33,11 @@ def reference_figures(cfg: Config, console: Console) -> None:
     start = time.monotonic()
     try:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        (CACHE_DIR / REFERENCE_FIGURES).unlink(missing_ok=True)  # the grade below must not show old ones
+        REFERENCE_FIGURES.unlink(missing_ok=True)  # the grade below must not show old ones
         with tempfile.TemporaryDirectory() as tmp:
             grade(cfg.reference_dir, Path(tmp) / "results.json", cfg, ["1.9.7"], Console(quiet=True),
-                  figures_out=CACHE_DIR / REFERENCE_FIGURES)
-        (CACHE_DIR / REFERENCE_FIGURES).chmod(0o644)
+                  figures_out=REFERENCE_FIGURES)
+        REFERENCE_FIGURES.chmod(0o644)
         console.line(f"prepare: the reference's VAE pictures for report.html in {time.monotonic() - start:.1f} s")
     except Exception as exc:  # noqa: BLE001 - the report then shows the student's pictures alone
         console.line(f"prepare: the reference's pictures could not be made: {type(exc).__name__}: {exc}")

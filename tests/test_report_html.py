@@ -72,10 +72,9 @@ def test_a_browser_renders_the_report(tmp_path: Path):
 def test_the_smoke_pictures_show_the_reference_beside_the_student(tmp_path: Path):
     """``python -m autograder prepare`` (setup.sh) keeps the reference's pictures of the VAE smoke
     training; a grade's report shows them under the student's (same test images, same latents)."""
-    from autograder.checks.part2.smoke import CACHE_DIR
     from autograder.prepare import REFERENCE_FIGURES
 
-    if not (CACHE_DIR / REFERENCE_FIGURES).exists():
+    if not REFERENCE_FIGURES.exists():
         proc = subprocess.run([sys.executable, "-m", "autograder", "prepare"], capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     grade(make_submission(tmp_path / "sub", base=SOLUTIONS), tmp_path / "out" / "results.json", "--only", "1.9.7")

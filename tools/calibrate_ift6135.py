@@ -71,27 +71,20 @@ def drivers_for(folder: Path) -> Any:
 def wgan(mods: Any, s: dict[str, Any], seed: int) -> str:
     drivers, q2_model, _ = mods
     s = dict(s, seed=seed)
-    p, q, g = smoke.wgan_pools(s)
-    torch.manual_seed(seed)
-    critic = q2_model.Critic(2)
+    critic, args, g = smoke.wgan_setup(s, q2_model.Critic)
     torch.manual_seed(seed)  # the worker seeds each call
-    state = drivers.wgan_smoke({k: v.clone() for k, v in critic.state_dict().items()}, p, q, int(s["steps"]),
-                               int(s["batch"]), float(s["lr"]), float(s["lam"]), seed)
-    critic.load_state_dict(state)
+    critic.load_state_dict(drivers.wgan_smoke(*args))
     estimate, norm = smoke.wgan_measure(critic, s, g)
     return f"{estimate:.3f}/{norm:.3f}"
 
 
 def simsiam(mods: Any, s: dict[str, Any], seed: int, images: tuple[torch.Tensor, torch.Tensor]) -> str:
     drivers, _, q3_model = mods
-    dim = int(s["dim"])
-    torch.manual_seed(seed)
-    encoder, predictor = q3_model.mlp_encoder(dim, hidden=int(s["hidden"])), q3_model.mlp_predictor(dim, int(s["pred_dim"]))
-    torch.manual_seed(seed)
-    state = drivers.simsiam_smoke(images[0], dim, int(s["pred_dim"]), int(s["hidden"]), int(s["steps"]), int(s["batch"]),
-                                  float(s["lr"]), seed, encoder.state_dict(), predictor.state_dict())
-    encoder.load_state_dict(state)
-    return f"{smoke.collapse_std(encoder, images[1], dim):.3f}"
+    s = dict(s, seed=seed)
+    encoder, args = smoke.simsiam_setup(s, q3_model, images[0])
+    torch.manual_seed(seed)  # the worker seeds each call
+    encoder.load_state_dict(drivers.simsiam_smoke(*args))
+    return f"{smoke.collapse_std(encoder, images[1], int(s['dim'])):.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -189,14 +189,14 @@ def edition_files(edition: str, solutions: Path = ROOT / "solutions") -> dict[st
     lines = [f"# {cfg.title}", "", "The files of this homework (generated from the course's reference by the "
              "autograder's `tools/make_handout.py`). Write the functions that raise `NotImplementedError`.", ""]
     for part, spec in cfg.parts.items():
-        modules = {p.split("/", 1)[1][:-3]: p for p in rendered if p.startswith(part + "/") and p.endswith(".py")}
+        modules = {p.split("/", 1)[1][:-3] for p in rendered if p.startswith(part + "/") and p.endswith(".py")}
         names: dict[str, str] = {}  # part file -> handout name
         for graded in spec.graded_files:
             names[graded] = (spec.file_names.get(graded) or (graded,))[0]
         todo = list(names)
         while todo:  # the part's modules the taken files import, transitively
             source = rendered[f"{part}/{todo.pop()}"].decode("utf-8")
-            for module in _imports(source) & set(modules):
+            for module in _imports(source) & modules:
                 if f"{module}.py" not in names:
                     names[f"{module}.py"] = f"{module}.py"
                     todo.append(f"{module}.py")
@@ -206,7 +206,7 @@ def edition_files(edition: str, solutions: Path = ROOT / "solutions") -> dict[st
             if f"{part}/README.md" in rendered:
                 names["README.md"] = f"{part}_README.md"
             tests = rendered.get(f"{part}/test_public.py")
-            if tests is not None and _imports(tests.decode("utf-8")) & set(modules) <= taken:
+            if tests is not None and _imports(tests.decode("utf-8")) & modules <= taken:
                 names["test_public.py"] = f"test_{part}_public.py"
         for source_name, handout_name in sorted(names.items()):
             files[handout_name] = rendered[f"{part}/{source_name}"]

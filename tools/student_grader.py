@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autograder import config as config_mod  # noqa: E402
+from autograder.prepare import REFERENCE_FIGURES  # noqa: E402
 from autograder.standins import StandIns  # noqa: E402
 
 # What of autograder/ ships besides its top-level modules (relative paths; checks are added per part).
@@ -112,6 +113,9 @@ def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: 
     hidden = {cid for cid in cfg.checks if cid not in visible}
     hidden_points = sum(cfg.checks[c].weight for c in hidden if c.split(".", 1)[0] in cfg.parts
                         and cfg.selected(cfg.checks[c]))
+    points = {"visible": sum(cfg.checks[c].weight for c in visible if cfg.selected(cfg.checks[c])),
+              "hidden": hidden_points}
+    public = {part: _public_standins(config_path, part) for part in cfg.parts}
     for name in GENERATED:
         target = handout / name
         shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
@@ -129,11 +133,11 @@ def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: 
             if "__pycache__" in src.parts or src.is_dir():
                 continue
             if src.stem == cfg.parts[part].standins:  # only the stand-ins that are no solution ship
-                public = _public_standins(config_path, part)
-                if public:
+                if public[part]:
                     target = dest / "checks" / part / src.name
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(StandIns(part, src, cfg.parts[part].depends).source_for(public), encoding="utf-8")
+                    target.write_text(StandIns(part, src, cfg.parts[part].depends).source_for(public[part]),
+                                      encoding="utf-8")
                 continue
             target = dest / "checks" / part / src.relative_to(cfg.checks_dir / part)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -144,26 +148,24 @@ def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: 
     for part in cfg.parts:  # the pristine handout: non-graded files, and what "untouched" compares with
         shutil.copytree(handout / part, dest / "handout" / part,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "data", "runs", "lightning_logs"))
-    pictures = ROOT / "autograder" / ".cache" / "part1_reference_figures.pt"  # made by `autograder prepare`
-    if pictures.exists():  # the reference model's pictures for report.html: no solution code
-        (dest / ".cache").mkdir(exist_ok=True)
-        shutil.copyfile(pictures, dest / ".cache" / pictures.name)
+    if REFERENCE_FIGURES.exists():  # made by `autograder prepare`: a reference model's pictures, no solution code
+        target = dest / REFERENCE_FIGURES.relative_to(ROOT / "autograder")
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(REFERENCE_FIGURES, target)
     shutil.copyfile(ROOT / "requirements.txt", handout / "requirements.txt")
     (handout / "grading.toml").write_text(
-        student_config(config_path.read_text(encoding="utf-8"), cfg, "autograder/recorded.pt", hidden_points,
-                       {part: _public_standins(config_path, part) for part in cfg.parts}),
+        student_config(config_path.read_text(encoding="utf-8"), cfg, "autograder/recorded.pt", hidden_points, public),
         encoding="utf-8")
+    if not record:
+        return points
     with tempfile.TemporaryDirectory() as tmp:
-        if not record:
-            return {"visible": sum(cfg.checks[c].weight for c in visible if cfg.selected(cfg.checks[c])),
-                    "hidden": hidden_points}
         only = [a for cid in visible for a in ("--only", cid)]
         proc = subprocess.run([python, "-m", "autograder", "grade", str(cfg.reference_dir), "--config", str(config_path),
                                "--results", str(Path(tmp) / "r.json"), "--quiet", "--record", str(dest / "recorded.pt"),
                                *only], cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0 or not (dest / "recorded.pt").exists():
             raise RuntimeError(f"recording the reference failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return {"visible": sum(cfg.checks[c].weight for c in visible if cfg.selected(cfg.checks[c])), "hidden": hidden_points}
+    return points
 
 
 def stale(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG) -> list[str]:

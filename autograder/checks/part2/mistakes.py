@@ -91,7 +91,6 @@ def pgd_variant(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float
     return cur.detach()
 
 
-
 # name -> (pgd_variant keyword arguments as a function of (eps, alpha, num_iter))
 PGD_ATTACK: dict[str, Callable[[float, float, int], dict[str, Any]]] = {
     "no projection onto the epsilon-ball: after each step, clip x - data to [-epsilon, epsilon]":

@@ -25,6 +25,17 @@ def wgan_pools(s: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Gen
     return torch.randn(pool, 2, generator=g), torch.randn(pool, 2, generator=g) + offset, g
 
 
+def wgan_setup(s: dict[str, Any], critic_class: Any) -> tuple[torch.nn.Module, tuple, torch.Generator]:
+    """The critic before training (seeded), the arguments of ``drivers_part4.wgan_smoke`` (its
+    initial weights, the pools and the settings) and the generator of the evaluation samples."""
+    p, q, g = wgan_pools(s)
+    seed = int(s["seed"])
+    torch.manual_seed(seed)
+    critic = critic_class(2)
+    start = {k: v.clone() for k, v in critic.state_dict().items()}
+    return critic, (start, p, q, int(s["steps"]), int(s["batch"]), float(s["lr"]), float(s["lam"]), seed), g
+
+
 def wgan_measure(critic: torch.nn.Module, s: dict[str, Any], g: torch.Generator) -> tuple[float, float]:
     """(the critic's W1 estimate on fresh samples, its mean input-gradient norm at interpolates)."""
     n = int(s["eval_samples"])
@@ -44,6 +55,16 @@ def simsiam_images(data: ModuleType, s: dict[str, Any]) -> tuple[torch.Tensor, t
     images = torch.from_numpy(data.load_split_uint8("fashionmnist", "train", limit=start + count)[0]).float() / 255
     reference.drop_caches(data)  # the whole official split stays cached otherwise (~50 MB)
     return images[:int(s["train_images"])].clone(), images[start:start + count].clone()
+
+
+def simsiam_setup(s: dict[str, Any], q3_model: Any, train: torch.Tensor) -> tuple[torch.nn.Module, tuple]:
+    """The encoder before training (seeded; the grader's copy) and the arguments of
+    ``drivers_part4.simsiam_smoke``: the images, the settings and the initial encoder and predictor."""
+    dim, pred_dim, hidden, seed = int(s["dim"]), int(s["pred_dim"]), int(s["hidden"]), int(s["seed"])
+    torch.manual_seed(seed)
+    encoder, predictor = q3_model.mlp_encoder(dim, hidden=hidden), q3_model.mlp_predictor(dim, pred_dim)
+    return encoder, (train, dim, pred_dim, hidden, int(s["steps"]), int(s["batch"]), float(s["lr"]), seed,
+                     encoder.state_dict(), predictor.state_dict())
 
 
 def collapse_std(encoder: torch.nn.Module, images: torch.Tensor, dim: int) -> float:

@@ -165,15 +165,12 @@ def test_lp_reg_smoke(part4, ref4, threshold):
     gradient norm at interpolates). Without a working penalty the critic grows without bound;
     calibration in grading.toml."""
     s = threshold("part4.wgan_smoke")
-    seed, shift = int(s["seed"]), float(s["shift"])
-    p, q, g = smoke.wgan_pools(s)
-    torch.manual_seed(seed)
-    critic = ref4("q2_model").Critic(2)
-    start = {k: v.clone() for k, v in critic.state_dict().items()}
+    shift = float(s["shift"])
+    critic, args, g = smoke.wgan_setup(s, ref4("q2_model").Critic)
+    start = args[0]
     call = (f"a critic trained {s['steps']} Adam steps on -(mean f(p) - mean f(q)) + {s['lam']:g} * lp_reg(p, q, critic), "
             f"p ~ N(0, I), q ~ N(({shift:g}, 0), I) in 2-D (W1 = {shift:g})")
-    state = part4.driver("drivers_part4.wgan_smoke", start, p, q, int(s["steps"]), int(s["batch"]), float(s["lr"]),
-                           float(s["lam"]), seed, seed=seed, slow_ok=True)
+    state = part4.driver("drivers_part4.wgan_smoke", *args, seed=int(s["seed"]), slow_ok=True)
     if not isinstance(state, dict) or set(state) != set(start) or any(
             not isinstance(state[k], torch.Tensor) or state[k].shape != start[k].shape for k in start):
         fail(f"{call}: the trained critic's weights could not be read back")

@@ -188,15 +188,11 @@ def test_forward_smoke(part4, ref4, ref2, threshold):
     encodings collapse towards one point)."""
     s = threshold("part4.simsiam_smoke")
     train, held_out = smoke.simsiam_images(ref2("data"), s)  # the grader's FashionMNIST reader
-    dim, seed = int(s["dim"]), int(s["seed"])
+    dim = int(s["dim"])
     call = (f"SimSiam(mlp_encoder, dim={dim}, pred_dim={s['pred_dim']}) trained {s['steps']} SGD steps (batch {s['batch']}) "
             f"on augmented views of {len(train)} FashionMNIST images with the SimSiam loss")
-    torch.manual_seed(seed)
-    encoder = ref4("q3_model").mlp_encoder(dim, hidden=int(s["hidden"]))
-    predictor = ref4("q3_model").mlp_predictor(dim, int(s["pred_dim"]))
-    state = part4.driver("drivers_part4.simsiam_smoke", train, dim, int(s["pred_dim"]), int(s["hidden"]),
-                           int(s["steps"]), int(s["batch"]), float(s["lr"]), seed, encoder.state_dict(),
-                           predictor.state_dict(), seed=seed, slow_ok=True)
+    encoder, args = smoke.simsiam_setup(s, ref4("q3_model"), train)
+    state = part4.driver("drivers_part4.simsiam_smoke", *args, seed=int(s["seed"]), slow_ok=True)
     try:
         encoder.load_state_dict(state)  # the grader's own copy of the trained encoder
     except Exception:

@@ -39,7 +39,7 @@ from autograder.prepare import REFERENCE_FIGURES  # noqa: E402
 from autograder.standins import StandIns  # noqa: E402
 
 # What of autograder/ ships besides its top-level modules (relative paths; checks are added per part).
-ENGINE_EXTRA = ["sandbox", "checks/conftest.py", "checks/reference.py"]
+ENGINE_EXTRA = ["sandbox", "checks/conftest.py", "checks/reference.py", "checks/probing.py"]
 GENERATED = ("autograder", "grading.toml", "requirements.txt")  # what build() adds to the handout
 
 

@@ -2,8 +2,9 @@
 
 - ``part1`` / ``part2``: :class:`autograder.session.PartSession` for that part's worker
 - ``cfg``: the loaded configuration; ``threshold("part1.smoke.max_bpd")`` reads one value
+- ``part3``: the same for part 3 (attacks on the VAE, HMC)
 - ``part4``: the same for part 4 (IFT6135 HW3 problems 2 and 3, the ift6135 editions)
-- ``ref1(module)`` / ``ref2(module)`` / ``ref4(module)``: the reference solution's module, trusted process only
+- ``ref1(module)`` ... ``ref4(module)``: the reference solution's module, trusted process only
 - ``partial_credit``, ``leaderboard``: gradescope-utils' vocabulary
 - ``figures``: pictures of the student's models for the local report (never a score)
 """
@@ -59,6 +60,11 @@ def part2() -> Any:
 
 
 @pytest.fixture(scope="session")
+def part3() -> Any:
+    return current_context().sessions["part3"]
+
+
+@pytest.fixture(scope="session")
 def part4() -> Any:
     return current_context().sessions["part4"]
 
@@ -71,6 +77,11 @@ def ref1(cfg: Any) -> Callable[[str], Any]:
 @pytest.fixture(scope="session")
 def ref2(cfg: Any) -> Callable[[str], Any]:
     return lambda module: reference.module(cfg.reference_dir, "part2", module)
+
+
+@pytest.fixture(scope="session")
+def ref3(cfg: Any) -> Callable[[str], Any]:
+    return lambda module: reference.module(cfg.reference_dir, "part3", module)
 
 
 @pytest.fixture(scope="session")

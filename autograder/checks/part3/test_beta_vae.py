@@ -14,7 +14,7 @@ from torch import Tensor
 
 from autograder.checks.part1.strategies import uniform
 from autograder.checks.part3 import helpers as H
-from autograder.checks.part3 import mistakes
+from autograder.checks.part3 import mistakes, smoke
 from autograder.checks.probing import one_element
 from autograder.registry import check, fail, grades, tags
 
@@ -107,13 +107,7 @@ def test_beta_smoke(part3, ref1, ref3, threshold, figures):
             vae = H.grader_vae(models, trained[str(b)])
         except Exception as exc:
             fail(f"{call}: the weights trained at beta = {b:g} do not load ({type(exc).__name__})")
-        g = torch.Generator().manual_seed(int(s["seed"]))
-        mean, log_std = H.posterior(vae, held)
-        z = mean + torch.exp(log_std) * torch.randn(mean.shape, generator=g)
-        rec = float(H.nll(vae.decoder, held, z, models.to_levels).mean())
-        kl = float((0.5 * (torch.exp(2 * log_std.double()) + mean.double() ** 2 - 1 - 2 * log_std.double())).sum(1).mean())
-        adv = H.pgd_on_skl(vae.encoder, held, target, float(s["epsilon"]), float(s["alpha"]), int(s["num_iter"]))
-        measured[b] = {"elbo": rec + kl, "kl": kl, "success": H.success_rate(vae, adv, held, target)}
+        measured[b] = smoke.beta_measure(vae, models, held, target, s)
     figures.bars("Targeted latent attack success on VAEs trained with your loss",
                  {f"beta = {b:g}": m["success"] for b, m in measured.items()},
                  caption="the grader's targeted attack (epsilon {:g}); Sootla's thesis found disentangled (beta > 1) "

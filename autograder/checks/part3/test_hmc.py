@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from autograder.checks.part3 import helpers as H
+from autograder.checks.part3 import smoke
 from autograder.registry import check, fail, grades, tags
 
 STEP = "part3.hmc.hmc_step"
@@ -305,12 +306,7 @@ def test_defence_recovery(part3, ref1, ref3, threshold, figures):
     vae = H.grader_vae(models)
     x, _ = H.images(ref1("data"), int(s["images"]))
     eps = float(s["epsilon"])
-    x_adv = H.pgd_on_skl(vae.encoder, x, None, eps, float(s["alpha"]), int(s["num_iter"]), seed=int(s["seed"]))
-    g = torch.Generator().manual_seed(int(s["seed"]))
-    mean_a, log_std_a = H.posterior(vae, x_adv)
-    mean_c, log_std_c = H.posterior(vae, x)
-    z0 = mean_a + torch.exp(log_std_a) * torch.randn(mean_a.shape, generator=g)
-    z_clean = mean_c + torch.exp(log_std_c) * torch.randn(mean_c.shape, generator=g)
+    x_adv, z0, z_clean = smoke.defence_setup(vae, x, s)
     T, step, n_leapfrog = int(s["T"]), float(s["step_size"]), int(s["n_leapfrog"])
     call = (f"hmc_defence(decoder, x_adv, z0, T={T}, step_size={step:g}, n_leapfrog={n_leapfrog}) on {len(x)} images "
             f"attacked with epsilon {eps:g}")
@@ -318,8 +314,7 @@ def test_defence_recovery(part3, ref1, ref3, threshold, figures):
     z_t = r["out"]
     if not isinstance(z_t, Tensor) or tuple(z_t.shape) != tuple(z0.shape) or not bool(torch.isfinite(z_t).all()):
         fail(f"{call} returned {H.describe(z_t)}; expected finite codes of z0's shape {list(z0.shape)}")
-    before, after, clean = (float(H.nll(vae.decoder, x, z, models.to_levels).mean()) for z in (z0, z_t, z_clean))
-    recovery = (before - after) / max(before - clean, 1e-9)
+    before, after, clean, recovery = smoke.recovery(vae, models, x, z0, z_t, z_clean)
     figures.images("Your HMC defence on the grader's VAE", [
         ("clean", x[:8]), ("decoded from q(z|x_adv)", H.decoded(vae, z0[:8])),
         ("decoded after HMC", H.decoded(vae, z_t[:8].float()))],

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from autograder.checks.part1.strategies import LOG_STD_RANGE, MEAN_RANGE, graded, uniform
 from autograder.checks.part1.test_distributions import static_uses
 from autograder.checks.part3 import helpers as H
-from autograder.checks.part3 import mistakes
+from autograder.checks.part3 import mistakes, smoke
 from autograder.registry import check, fail, grades, tags
 
 SKL = "part3.latent_attacks.symmetric_kl"
@@ -45,7 +45,7 @@ def _skl_out(part3: Any, args: list[torch.Tensor], call: str) -> dict[str, Any]:
 @grades(SKL)
 @tags(SKL)
 @graded
-@given(seed=SEEDS, dim=st.sampled_from([1, 2, 8, 20]))
+@given(seed=SEEDS, dim=st.sampled_from([3, 8, 20, 1]))  # not 2: a mean over 2 dimensions is the average of the KLs
 def test_skl_values(part3, seed, dim):
     """KL(q1 || q2) + KL(q2 || q1) in closed form, per example, for means and log-stds across
     an encoder's usual ranges; relative tolerance 1e-4 (float32 with variance ratios up to e^10)."""
@@ -155,9 +155,7 @@ def test_latent_attack_strength(part3, ref1, ref3, threshold, figures):
     r = H.probe(part3, "attack_probe", "latent_attack", H.asset(), x, None, eps, alpha, steps, call=call)
     adv = H.returned_images(r["out"], x, call)
     vae = H.grader_vae(ref3("models"))
-    clean = H.posterior(vae, x)
-    attacked = float(H.skl(*H.posterior(vae, adv), *clean).median())
-    noise = float(H.skl(*H.posterior(vae, H.sign_noise(x, eps, int(s["seed"]))), *clean).median())
+    attacked, noise = smoke.latent_strength(vae, x, adv, eps, int(s["seed"]))
     figures.images("Your latent attack on the grader's VAE", [
         ("clean", x[:8]), ("attacked", adv[:8]), ("clean reconstruction", vae.reconstruct(x[:8])),
         ("attacked reconstruction", vae.reconstruct(adv[:8].clamp(0, 1)))],
@@ -167,7 +165,8 @@ def test_latent_attack_strength(part3, ref1, ref3, threshold, figures):
         moved = float((adv - x).abs().max())
         hint = ("started at x: the SKL's gradient there is exactly zero, so sign steps never move; start from a random "
                 "point of the ball" if moved == 0 else
-                "the attack decreases the SKL (a step against the gradient)" if attacked < noise else None)
+                "the attack does not increase the SKL beyond what noise does (a step against the gradient, or steps "
+                "that are lost between iterations)" if attacked < 1.5 * noise else None)
         fail(f"{call}: the median SKL[q(z|x_adv), q(z|x)] is {attacked:.4g}, {ratio:.3g} times that of random sign "
              f"noise of the same radius ({noise:.4g}); expected at least {float(s['min_ratio']):g} times", hint)
 

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from autograder import config
 from tests import mutants_part3 as P
 from tests.support import (ROOT, SOLUTIONS, STUDENT, assert_full_marks, assert_handout_zero, assert_mutants_caught,
-                           by_id, explain, grade, group_id, independent_groups, make_submission)
+                           by_id, grade, group_id, independent_groups, make_submission)
 
 TEMPLATE = ROOT / "tests" / "template_style"
 PART3_CHECKS = 16

@@ -6,7 +6,6 @@ result (and, for the report only, how often the grader's targeted attack succeed
 """
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -38,9 +38,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 # kind -> test function names whose parameters are the items (None: one item per test)
 KINDS: dict[str, tuple[str, ...]] = {
     "mutants": ("test_mutants_lose_points_on_their_functions_only", "test_template_style_part2_bugs_cost_only_their_function",
-                "test_ift6135_bugs_cost_only_their_function"),
+                "test_ift6135_bugs_cost_only_their_function", "test_part3_bugs_cost_only_their_function"),
     "variants": ("test_variants_get_full_marks", "test_template_style_part2_variants_keep_full_marks",
-                 "test_ift6135_variants_keep_full_marks"),
+                 "test_ift6135_variants_keep_full_marks", "test_part3_variants_keep_full_marks"),
     "attacks": ("test_attack_as_root", "test_attack_as_user"),
     "bad inputs": ("test_bad_inputs.py::",),
     "isolation cases": ("test_isolation.py::",),

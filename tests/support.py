@@ -135,7 +135,8 @@ def group_id(group: list[Any]) -> str:
     return "+".join(item.id for item in group)
 
 
-def make_submission(dest: Path, edits: Iterable[Edit] = (), base: Path = SOLUTIONS, parts: Iterable[str] = ("part1", "part2")) -> Path:
+def make_submission(dest: Path, edits: Iterable[Edit] = (), base: Path = SOLUTIONS,
+                    parts: Iterable[str] = ("part1", "part2", "part3")) -> Path:
     """Copy the graded parts of ``base`` to ``dest`` and apply ``edits``."""
     dest.mkdir(parents=True, exist_ok=True)
     for part in parts:

@@ -13,12 +13,6 @@ import torch
 
 from drivers_common import resolve
 
-# The stand-in hmc_step (drivers_part3_standins) evaluates hmc_defence's log target at these
-# points and appends what it saw to RECORD (check 3.5.1).
-PROBES: list[torch.Tensor] = []
-RECORD: list[dict[str, Any]] = []
-
-
 def _plain(t: Any) -> Any:
     return t.detach().cpu().clone() if isinstance(t, torch.Tensor) else t
 
@@ -115,18 +109,35 @@ def hmc_chain(z: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, step_size:
 # ----------------------------------------------------------------------------- 3.5
 def hmc_defence_probe(asset: dict[str, Any], x_adv: torch.Tensor, z0: torch.Tensor, T: int, step_size: float,
                       n_leapfrog: int, probes: list[torch.Tensor]) -> dict[str, Any]:
-    """``hmc.hmc_defence`` on the grader's decoder, with the stand-in hmc_step recording each
-    call's arguments and the log target's values at ``probes``; returns both."""
-    PROBES[:] = probes
-    RECORD.clear()
-    vae = _vae(asset)
+    """``hmc.hmc_defence`` on the grader's decoder, with ``hmc.hmc_step`` (the grader's stand-in, or
+    in the student edition the student's own) wrapped to record each call: its arguments, its
+    result and the log target's values at ``probes``."""
+    import hmc
+
+    inner = hmc.hmc_step
+    calls: list[dict[str, Any]] = []
+
+    def recording(z: Any, log_target: Any, step_size: Any, n_leapfrog: Any) -> Any:
+        entry: dict[str, Any] = {"z": _plain(z), "step_size": step_size, "n_leapfrog": n_leapfrog}
+        calls.append(entry)
+        if probes:
+            try:
+                with torch.no_grad():
+                    entry["values"] = [_plain(log_target(p.clone())) for p in probes]
+            except Exception as exc:
+                entry["error"] = _error(exc)
+        out = inner(z, log_target, step_size, n_leapfrog)
+        entry["out"] = _plain(out)
+        return out
+
+    hmc.hmc_step = recording
     try:
-        out = resolve("hmc.hmc_defence")(vae.decoder, x_adv.clone(), z0.clone(), T, step_size, n_leapfrog)
+        out = resolve("hmc.hmc_defence")(_vae(asset).decoder, x_adv.clone(), z0.clone(), T, step_size, n_leapfrog)
     except Exception as exc:
-        return {"error": _error(exc), "calls": list(RECORD)}
+        return {"error": _error(exc), "calls": calls}
     finally:
-        PROBES.clear()
-    return {"out": _plain(out), "calls": list(RECORD)}
+        hmc.hmc_step = inner
+    return {"out": _plain(out), "calls": calls}
 
 
 # ----------------------------------------------------------------------------- 3.6

@@ -1,13 +1,12 @@
 """Stand-ins for part 3's graded functions (worker side): one mistake, one deduction.
 
 While a check grades latent_attack or targeted_latent_attack, their ``symmetric_kl`` is this
-one; while it grades hmc_defence, its ``hmc_step`` is this one, which also lets check 3.5.1 see
-the log target hmc_defence built (``drivers_part3.PROBES`` / ``RECORD``). Each computes what the
-handout's docstring states.
+one; while it grades hmc_defence, its ``hmc_step`` is this one. Each computes what the handout's
+docstring states.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
@@ -26,19 +25,7 @@ def symmetric_kl(mean1: torch.Tensor, log_std1: torch.Tensor, mean2: torch.Tenso
 @standin("hmc.hmc_step")
 def hmc_step(z: torch.Tensor, log_target: Callable[[torch.Tensor], torch.Tensor], step_size: float,
              n_leapfrog: int) -> torch.Tensor:
-    """One HMC transition per chain (leapfrog, Metropolis); first records the call for 3.5.1."""
-    import drivers_part3
-
-    entry: dict[str, Any] | None = None
-    if drivers_part3.PROBES:
-        entry = {"z": z.detach().clone(), "step_size": step_size, "n_leapfrog": n_leapfrog}
-        try:
-            with torch.no_grad():
-                entry["values"] = [log_target(p.clone()).detach().clone() for p in drivers_part3.PROBES]
-        except Exception as exc:
-            entry["error"] = f"{type(exc).__name__}: {exc}"[:400]
-        drivers_part3.RECORD.append(entry)
-
+    """One HMC transition per chain (leapfrog, Metropolis)."""
     def value_and_grad(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q = q.detach().requires_grad_(True)
         value = log_target(q)
@@ -55,10 +42,7 @@ def hmc_step(z: torch.Tensor, log_target: Callable[[torch.Tensor], torch.Tensor]
         p = p + (step_size if i < n_leapfrog - 1 else 0.5 * step_size) * grad
     log_ratio = (v - 0.5 * (p ** 2).sum(dim=1)) - (v0 - 0.5 * (p0 ** 2).sum(dim=1))
     accept = torch.rand_like(v0).log() < log_ratio
-    out = torch.where(accept[:, None], q, z).detach()
-    if entry is not None:
-        entry["out"] = out.clone()
-    return out
+    return torch.where(accept[:, None], q, z).detach()
 
 
 # Key: "module.name" as the worker imports it -> the stand-in.

@@ -76,10 +76,10 @@ oom_kills() {
 prepare_case() {  # $1: case, $2: the submission folder to fill; prints the edition ('' = default)
   local case="$1" dest="$2"
   case "$case" in
-    reference) cp -r solutions/part1 solutions/part2 "$dest"/ ;;
-    handout) cp -r student/part1 student/part2 "$dest"/ ;;
+    reference) cp -r solutions/part1 solutions/part2 solutions/part3 "$dest"/ ;;
+    handout) cp -r student/part1 student/part2 student/part3 "$dest"/ ;;
     bomb)
-      cp -r solutions/part1 solutions/part2 "$dest"/
+      cp -r solutions/part1 solutions/part2 solutions/part3 "$dest"/
       "$PY" - "$dest/part1/utils.py" <<'PYEOF'
 import re, sys
 path = sys.argv[1]

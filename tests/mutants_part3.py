@@ -115,6 +115,7 @@ VARIANTS: list[Variant] = [
       "    x_adv = (x + torch.empty_like(x).uniform_(-epsilon, epsilon)).clamp(0, 1)\n")),
     v("step_exp_acceptance", STEP, e(HM, ACCEPT,
       "    accept = torch.rand(h_old.shape) < torch.exp(h_old - h_new).clamp(max=1)\n")),
+    v("step_double_precision", STEP, e(HM, "    z = z.detach()\n    p0", "    z = z.detach().double()\n    p0")),
     v("step_negated_momentum", STEP, e(HM, KICK_END, "    p = -(p + 0.5 * step_size * grad)\n")),
     v("def_normalised_prior", DEF, e(HM, PRIOR,
       "        log_prior = -0.5 * (z ** 2).sum(dim=1) - 0.5 * z.shape[1] * torch.log(torch.tensor(2 * torch.pi))\n")),

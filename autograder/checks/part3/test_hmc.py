@@ -43,7 +43,8 @@ def _chains(s: dict[str, Any], seed: int, offset: str = "start_offset") -> Tenso
 
 def _distinct(seen: list[Tensor]) -> list[Tensor]:
     points: list[Tensor] = []
-    for t in seen:
+    for t in seen:  # compared in float64: code that works in double precision is fine
+        t = t.double()
         if not any(torch.equal(t, p) for p in points):
             points.append(t)
     return points
@@ -71,7 +72,7 @@ def _step(part3: Any, s: dict[str, Any], z: Tensor, n_leapfrog: int, step_size: 
         fail(f"{call}: log_target was called on a tensor of shape {list(odd[0].shape)}; call it on all the chains "
              f"at once ([B, D] = {list(z.shape)})")
     points = _distinct(seen)
-    if not points or not torch.equal(points[0], z):
+    if not points or not torch.equal(points[0], z.double()):
         fail(f"{call}: the first point log_target was evaluated at is not z (the leapfrog starts with a half step of "
              "the momentum, which needs the gradient at z)")
     second = _distinct([t for t in r.get("seen_again", []) if isinstance(t, Tensor)])

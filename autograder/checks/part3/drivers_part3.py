@@ -33,12 +33,18 @@ def _vae(asset: dict[str, Any]) -> torch.nn.Module:
 def skl_probe(m1: torch.Tensor, l1: torch.Tensor, m2: torch.Tensor, l2: torch.Tensor) -> dict[str, Any]:
     """``symmetric_kl`` on leaves that require grad: its value and the four gradients of its sum."""
     leaves = [t.clone().requires_grad_(True) for t in (m1, l1, m2, l2)]
+    return _with_gradients(lambda: resolve("latent_attacks.symmetric_kl")(*leaves), leaves)
+
+
+def _with_gradients(run: Any, leaves: list[torch.Tensor], scalar: bool = False) -> dict[str, Any]:
+    """Call ``run()``; its value and the gradients of its sum on ``leaves`` (None where the value
+    carries no gradient; ``scalar``: only for a one-element value)."""
     try:
-        out = resolve("latent_attacks.symmetric_kl")(*leaves)
+        out = run()
     except Exception as exc:
         return {"error": _error(exc)}
     result: dict[str, Any] = {"out": _plain(out), "grads": None}
-    if isinstance(out, torch.Tensor) and out.is_floating_point() and out.requires_grad:
+    if isinstance(out, torch.Tensor) and out.is_floating_point() and out.requires_grad and (out.numel() == 1 or not scalar):
         try:
             out.sum().backward()
             result["grads"] = [_plain(t.grad) for t in leaves]
@@ -146,18 +152,7 @@ def beta_loss_probe(x: torch.Tensor, logits: torch.Tensor, mean: torch.Tensor, l
     """``beta_vae_loss`` on leaves that require grad: its value and the gradients on logits,
     mean and log_std."""
     leaves = [t.clone().requires_grad_(True) for t in (logits, mean, log_std)]
-    try:
-        out = resolve("beta_vae.beta_vae_loss")(x.clone(), *leaves, beta)
-    except Exception as exc:
-        return {"error": _error(exc)}
-    result: dict[str, Any] = {"out": _plain(out), "grads": None}
-    if isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel() == 1 and out.requires_grad:
-        try:
-            out.sum().backward()
-            result["grads"] = [_plain(t.grad) for t in leaves]
-        except Exception as exc:
-            result["backward_error"] = _error(exc)
-    return result
+    return _with_gradients(lambda: resolve("beta_vae.beta_vae_loss")(x.clone(), *leaves, beta), leaves, scalar=True)
 
 
 def beta_smoke(images: torch.Tensor, z_dim: int, hidden: int, steps: int, batch: int, lr: float,

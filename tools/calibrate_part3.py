@@ -93,8 +93,7 @@ def hmc(mods: dict[str, Any], vae: Any, data: Any, s: dict[str, Any], seed: int,
     mods["hmc"].hmc_step = correct_step  # as in the check, where the grader's stand-in (the same algorithm) runs
     torch.manual_seed(seed)
     z_t = mods["hmc"].hmc_defence(vae.decoder, x_adv, z0, int(s["T"]), float(s["step_size"]), int(s["n_leapfrog"]))
-    before, after, clean, fraction = smoke.recovery(vae, mods["models"], x, z0, z_t, z_clean)
-    return f"{fraction:.2f}"
+    return f"{smoke.recovery(vae, mods['models'], x, z0, z_t, z_clean)[3]:.2f}"
 
 
 def beta(mods: dict[str, Any], models: Any, data: Any, s: dict[str, Any], seed: int) -> str:
@@ -126,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     data = reference.load(cfg.reference_dir, "part1", "data")
     models = reference.load(cfg.reference_dir, "part3", "models")
     vae = H.grader_vae(models)
+    correct_step = reference.load(cfg.reference_dir, "part3", "hmc").hmc_step
     sections = {"latent": "latent_attack", "targeted": "targeted", "hmc": "hmc_defence", "beta": "beta_smoke"}
     legends = {"latent": "median SKL / that of sign noise", "targeted": "success rate",
                "hmc": "fraction of -log p(x|z) recovered", "beta": "per beta: held-out -ELBO / KL / attack success"}
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                     elif metric == "targeted":
                         values.append(targeted(mods, vae, data, s, seed, untargeted=name == "untargeted"))
                     elif metric == "hmc":
-                        values.append(hmc(mods, vae, data, s, seed, reference.load(cfg.reference_dir, "part3", "hmc").hmc_step))
+                        values.append(hmc(mods, vae, data, s, seed, correct_step))
                     else:
                         values.append(beta(mods, models, data, s, seed))
                 print(f"  {name:<30} " + "  ".join(values), flush=True)

@@ -14,11 +14,11 @@ from types import ModuleType
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from autograder.checks import probing, reference
 from autograder.checks.part1.helpers_funcs import describe, preview  # noqa: F401  (message helpers)
+from autograder.checks.part1.vae_support import rec_per_image
 from autograder.registry import fail
 
 ASSET = Path(__file__).resolve().parent / "assets" / "mlpvae_fashionmnist.pt"
@@ -130,8 +130,8 @@ def decoded(vae: torch.nn.Module, z: Tensor) -> Tensor:
 
 @torch.no_grad()
 def nll(decoder: torch.nn.Module, x: Tensor, z: Tensor, levels: Callable[[Tensor], Tensor]) -> Tensor:
-    """-log p(x|z) per image in nats (the categorical likelihood of x's 16 levels)."""
-    return F.cross_entropy(decoder(z).double(), levels(x)[:, 0], reduction="none").sum(dim=(1, 2))
+    """-log p(x|z) per image in nats (the categorical likelihood of x's 16 levels), float64."""
+    return rec_per_image(decoder(z), levels(x))
 
 
 def log_target(decoder: torch.nn.Module, x: Tensor, z: Tensor, levels: Callable[[Tensor], Tensor]) -> Tensor:

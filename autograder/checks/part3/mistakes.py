@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from autograder.checks.part1.vae_support import kld_per_image, rec_per_image
 
 
 def _match(got: Tensor, candidates: dict[str, Callable[[], Tensor]], rtol: float = 1e-4) -> str | None:
@@ -45,12 +46,11 @@ def symmetric_kl(got: Tensor, m1: Tensor, l1: Tensor, m2: Tensor, l2: Tensor) ->
 
 
 def beta_loss(got: Tensor, x: Tensor, logits: Tensor, mean: Tensor, log_std: Tensor, beta: float) -> str | None:
-    lg = logits.double()
-    levels = (x.double() * 15).round().long()[:, 0]
-    floor = (x * 15).long()[:, 0]  # float32 products, as a student's code computes them
-    rec = F.cross_entropy(lg, levels, reduction="none").sum((1, 2))
+    levels = (x.double() * 15).round().long()
+    floor = (x * 15).long()  # float32 products, as a student's code computes them
+    rec = rec_per_image(logits, levels)
     m, ls = mean.double(), log_std.double()
-    kl = 0.5 * (torch.exp(2 * ls) + m ** 2 - 1 - 2 * ls).sum(1)
+    kl = kld_per_image(m, ls)
     return _match(got.reshape(-1), {
         "beta weights the reconstruction term instead of the KL term": lambda: (beta * rec + kl).mean().reshape(1),
         "beta left out (the plain negative ELBO)": lambda: (rec + kl).mean().reshape(1),
@@ -59,7 +59,7 @@ def beta_loss(got: Tensor, x: Tensor, logits: Tensor, mean: Tensor, log_std: Ten
         "the reconstruction term averaged over the pixels instead of summed":
             lambda: (rec / levels[0].numel() + beta * kl).mean().reshape(1),
         "the levels truncated with (x * 15).long() instead of rounded (to_levels): k/15 * 15 can be just below k":
-            lambda: (F.cross_entropy(lg, floor, reduction="none").sum((1, 2)) + beta * kl).mean().reshape(1),
+            lambda: (rec_per_image(logits, floor) + beta * kl).mean().reshape(1),
         "log_std used as the log-variance in the KL term":
             lambda: (rec + beta * 0.5 * (torch.exp(ls) + m ** 2 - 1 - ls).sum(1)).mean().reshape(1),
     })

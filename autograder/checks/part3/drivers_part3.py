@@ -11,14 +11,7 @@ from typing import Any
 
 import torch
 
-from drivers_common import resolve
-
-def _plain(t: Any) -> Any:
-    return t.detach().cpu().clone() if isinstance(t, torch.Tensor) else t
-
-
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:600]
+from drivers_common import error_text, plain, resolve
 
 
 def _vae(asset: dict[str, Any]) -> torch.nn.Module:
@@ -42,14 +35,14 @@ def _with_gradients(run: Any, leaves: list[torch.Tensor], scalar: bool = False) 
     try:
         out = run()
     except Exception as exc:
-        return {"error": _error(exc)}
-    result: dict[str, Any] = {"out": _plain(out), "grads": None}
+        return {"error": error_text(exc)}
+    result: dict[str, Any] = {"out": plain(out), "grads": None}
     if isinstance(out, torch.Tensor) and out.is_floating_point() and out.requires_grad and (out.numel() == 1 or not scalar):
         try:
             out.sum().backward()
-            result["grads"] = [_plain(t.grad) for t in leaves]
+            result["grads"] = [plain(t.grad) for t in leaves]
         except Exception as exc:
-            result["backward_error"] = _error(exc)
+            result["backward_error"] = error_text(exc)
     return result
 
 
@@ -64,8 +57,8 @@ def attack_probe(function: str, asset: dict[str, Any], x: torch.Tensor, x_target
     try:
         out = resolve(f"latent_attacks.{function}")(*args)
     except Exception as exc:
-        return {"error": _error(exc)}
-    return {"out": _plain(out), "requires_grad": bool(getattr(out, "requires_grad", False)),
+        return {"error": error_text(exc)}
+    return {"out": plain(out), "requires_grad": bool(getattr(out, "requires_grad", False)),
             "input_changed": not torch.equal(x_in, x)}
 
 
@@ -86,13 +79,13 @@ def hmc_step_probe(z: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, step_
     z_in = z.clone()
     try:
         out = resolve("hmc.hmc_step")(z_in, _gaussian(mean, std, seen), step_size, n_leapfrog)
-        result = {"out": _plain(out), "seen": seen, "requires_grad": bool(getattr(out, "requires_grad", False)),
+        result = {"out": plain(out), "seen": seen, "requires_grad": bool(getattr(out, "requires_grad", False)),
                   "input_changed": not torch.equal(z_in, z)}
         if again:
             result["seen_again"] = []
             resolve("hmc.hmc_step")(z.clone(), _gaussian(mean, std, result["seen_again"]), step_size, n_leapfrog)
     except Exception as exc:
-        return {"error": _error(exc)}
+        return {"error": error_text(exc)}
     return result
 
 
@@ -108,8 +101,8 @@ def hmc_chain(z: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, step_size:
                 return {"out": z}
             z = z.detach()
     except Exception as exc:
-        return {"error": _error(exc)}
-    return {"out": _plain(z)}
+        return {"error": error_text(exc)}
+    return {"out": plain(z)}
 
 
 # ----------------------------------------------------------------------------- 3.5
@@ -124,26 +117,26 @@ def hmc_defence_probe(asset: dict[str, Any], x_adv: torch.Tensor, z0: torch.Tens
     calls: list[dict[str, Any]] = []
 
     def recording(z: Any, log_target: Any, step_size: Any, n_leapfrog: Any) -> Any:
-        entry: dict[str, Any] = {"z": _plain(z), "step_size": step_size, "n_leapfrog": n_leapfrog}
+        entry: dict[str, Any] = {"z": plain(z), "step_size": step_size, "n_leapfrog": n_leapfrog}
         calls.append(entry)
         if probes:
             try:
                 with torch.no_grad():
-                    entry["values"] = [_plain(log_target(p.clone())) for p in probes]
+                    entry["values"] = [plain(log_target(p.clone())) for p in probes]
             except Exception as exc:
-                entry["error"] = _error(exc)
+                entry["error"] = error_text(exc)
         out = inner(z, log_target, step_size, n_leapfrog)
-        entry["out"] = _plain(out)
+        entry["out"] = plain(out)
         return out
 
     hmc.hmc_step = recording
     try:
         out = resolve("hmc.hmc_defence")(_vae(asset).decoder, x_adv.clone(), z0.clone(), T, step_size, n_leapfrog)
     except Exception as exc:
-        return {"error": _error(exc), "calls": calls}
+        return {"error": error_text(exc), "calls": calls}
     finally:
         hmc.hmc_step = inner
-    return {"out": _plain(out), "calls": calls}
+    return {"out": plain(out), "calls": calls}
 
 
 # ----------------------------------------------------------------------------- 3.6
@@ -177,5 +170,5 @@ def beta_smoke(images: torch.Tensor, z_dim: int, hidden: int, steps: int, batch:
             opt.zero_grad()
             loss.reshape(-1)[0].backward()
             opt.step()
-        trained[str(beta)] = {k: _plain(v) for k, v in model.state_dict().items()}
+        trained[str(beta)] = {k: plain(v) for k, v in model.state_dict().items()}
     return trained

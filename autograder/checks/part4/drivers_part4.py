@@ -12,15 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from drivers_common import resolve
-
-
-def _plain(t: Any) -> Any:
-    return t.detach().cpu().clone() if isinstance(t, torch.Tensor) else t
-
-
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:600]
+from drivers_common import error_text, plain, resolve
 
 
 # ----------------------------------------------------------------------------- problem 2
@@ -68,15 +60,15 @@ def critic_probe(function: str, kind: str, weight: torch.Tensor, a: torch.Tensor
     try:
         out = resolve(f"q2_solution.{function}")(a, b, critic)
     except Exception as exc:  # the message goes to the student
-        return {"error": _error(exc)}
-    result: dict[str, Any] = {"out": _plain(out), "seen": critic.seen, "grad": None, "requires_grad": False}
+        return {"error": error_text(exc)}
+    result: dict[str, Any] = {"out": plain(out), "seen": critic.seen, "grad": None, "requires_grad": False}
     if isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel() == 1 and out.requires_grad:
         result["requires_grad"] = True
         try:
             out.sum().backward()
         except Exception as exc:
-            result["backward_error"] = _error(exc)
-        result["grad"] = _plain(critic.weight.grad)
+            result["backward_error"] = error_text(exc)
+        result["grad"] = plain(critic.weight.grad)
     return result
 
 
@@ -100,7 +92,7 @@ def wgan_smoke(critic_state: dict[str, torch.Tensor], p: torch.Tensor, q: torch.
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return {k: _plain(v) for k, v in critic.state_dict().items()}
+    return {k: plain(v) for k, v in critic.state_dict().items()}
 
 
 # ----------------------------------------------------------------------------- problem 3
@@ -143,10 +135,10 @@ def simsiam_forward_probe(dim: int, pred_dim: int, hidden: int, stop_gradient: b
         model.train(train)
         out = model(x1, x2)
     except Exception as exc:
-        return {"error": _error(exc)}
+        return {"error": error_text(exc)}
     if not isinstance(out, (tuple, list)) or len(out) != 4 or not all(isinstance(o, torch.Tensor) for o in out):
-        return {"out": [_plain(o) for o in out] if isinstance(out, (tuple, list)) else _plain(out)}
-    result: dict[str, Any] = {"out": [_plain(o) for o in out], "requires_grad": [bool(o.requires_grad) for o in out]}
+        return {"out": [plain(o) for o in out] if isinstance(out, (tuple, list)) else plain(out)}
+    result: dict[str, Any] = {"out": [plain(o) for o in out], "requires_grad": [bool(o.requires_grad) for o in out]}
     for name, pair in (("targets", out[2:]), ("predictions", out[:2])):
         model.zero_grad(set_to_none=True)
         live = [o for o in pair if o.requires_grad]
@@ -166,11 +158,11 @@ def simsiam_loss_probe(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2:
     try:
         out = model.loss(*leaves, nn.CosineSimilarity(dim=1))
     except Exception as exc:
-        return {"error": _error(exc)}
-    result: dict[str, Any] = {"out": _plain(out), "grads": [None] * 4}
+        return {"error": error_text(exc)}
+    result: dict[str, Any] = {"out": plain(out), "grads": [None] * 4}
     if isinstance(out, torch.Tensor) and out.numel() == 1 and out.requires_grad:
         out.sum().backward()
-        result["grads"] = [_plain(t.grad) for t in leaves]
+        result["grads"] = [plain(t.grad) for t in leaves]
     return result
 
 
@@ -194,4 +186,4 @@ def simsiam_smoke(images: torch.Tensor, dim: int, pred_dim: int, hidden: int, st
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return {k: _plain(v) for k, v in model.encoder.state_dict().items()}
+    return {k: plain(v) for k, v in model.encoder.state_dict().items()}

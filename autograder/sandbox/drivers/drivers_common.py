@@ -48,6 +48,18 @@ def num_parameters(module: Any) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def plain(value: Any) -> Any:
+    """What a driver sends back: a tensor as a detached CPU copy, anything else as it is."""
+    import torch
+
+    return value.detach().cpu().clone() if isinstance(value, torch.Tensor) else value
+
+
+def error_text(exc: BaseException, limit: int = 600) -> str:
+    """A student exception as the one line a check's message quotes."""
+    return f"{type(exc).__name__}: {exc}"[:limit]
+
+
 def call_with_grads(target: str, *inputs: Any, **kwargs: Any) -> dict[str, Any]:
     """Call ``target(*inputs)`` with gradients on the floating inputs; back-propagate ``sum(output)``.
 

@@ -1,18 +1,25 @@
-"""Shared test-run hooks: exclusive tests, and what the run covered (issue 16).
+"""Shared test-run hooks: users of its own for each test process, exclusive tests, and what the
+run covered (issue 16).
 
-Tests run on every core (pytest-xdist). Tests marked ``exclusive`` (the attack suite and the
-sandbox's limit tests: fork bombs, memory bombs, timings) run alone: one grade's process bomb
-uses the sandbox user's process budget, which every concurrent grade shares. Each test holds
-a file lock, shared by ordinary tests, exclusive for ``exclusive`` ones.
+Tests run on every core (pytest-xdist). As root, each test process grades with a sandbox user
+of its own (``agsandbox-gw0``...; ``$AG_SANDBOX_USER``) and runs the attack suite's user leg as a
+student user of its own (``agstudent-gw0``...; ``$AG_TESTS_STUDENT_USER``): a process bomb spends
+the process budget of its own user only, and "no process of the sandbox user outlived the
+grade" sees that test process's grades only. So the attack suite runs beside the other tests.
+Tests marked ``exclusive`` (the sandbox's limit tests, which time restarts to the tenth of a
+second) run alone: each test holds a file lock, shared by ordinary tests, exclusive for
+``exclusive`` ones.
 
 The summary after the results counts what ran of each kind of adversarial input the suite
 feeds the grader: mutants (a realistic bug each), variants (correct code written another
-way), attacks on the sandbox, bad inputs, and one-mistake-one-deduction cases. Mutants and variants are graded in groups
-(``tests/support.independent_groups``): a test id ``[a+b+c]`` is three of them.
+way), attacks on the sandbox, bad inputs, and one-mistake-one-deduction cases. Mutants and
+variants are graded in groups (``tests/support.independent_groups``): a test id ``[a+b+c]`` is
+three of them.
 """
 from __future__ import annotations
 
 import fcntl
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -21,6 +28,36 @@ from typing import Any, Iterator
 import pytest
 
 LOCK = Path(tempfile.gettempdir()) / "ag-tests-exclusive.lock"
+USERS_LOCK = Path(tempfile.gettempdir()) / "ag-tests-users.lock"
+
+
+def _ensure_user(name: str) -> None:
+    """A system user without a home or a login shell (useradd locks /etc/passwd: one at a time)."""
+    from autograder.sandbox.policy import ensure_interpreter_access
+
+    with open(USERS_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        ensure_interpreter_access(name)  # creates the user when missing, like setup.sh
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """As root under xdist: this test process's own sandbox and student users (see above)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None or os.geteuid() != 0:
+        return
+    for variable, prefix in (("AG_SANDBOX_USER", "agsandbox"), ("AG_TESTS_STUDENT_USER", "agstudent")):
+        _ensure_user(f"{prefix}-{worker}")
+        os.environ[variable] = f"{prefix}-{worker}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long units first: the modules that run in one test process (``xdist_group``, minutes each),
+    then the tests that grade (``slow``), then the rest; so no long unit starts last while the
+    other cores are idle. The order within each class stays the collection's."""
+    def rank(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("xdist_group") else 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,20 +1,22 @@
 """Helpers the project's tests share: build submissions, grade them, read the results.
 
-Submissions are graded through the real command line in a subprocess (exactly
-what Gradescope runs), so a test sees what a student would see.
+Submissions are graded through the real command line in a process of their own (``python -m
+autograder grade``, forked from a warm interpreter: tests/warm_grader.py), so a test sees what a
+student would see.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import jsonschema
+
+from tests.warm_grader import run_grader
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -153,16 +155,42 @@ def make_submission(dest: Path, edits: Iterable[Edit] = (), base: Path = SOLUTIO
 
 def grade(submission: Path, results: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None,
           config: Path | None = None) -> dict[str, Any]:
-    """Run ``python -m autograder grade`` and return the validated results."""
-    cmd = [sys.executable, "-m", "autograder", "grade", str(submission), "--results", str(results), "--quiet", *args]
+    """Run ``python -m autograder grade`` (forked from the warm grader: tests/warm_grader.py) and
+    return the validated results."""
+    argv = ["grade", str(submission), "--results", str(results), "--quiet", *args]
     if config:
-        cmd += ["--config", str(config)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+        argv += ["--config", str(config)]
+    proc = run_grader(argv, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=timeout)
     assert proc.returncode == 0, f"grader exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     data = json.loads(results.read_text())
     validate(data)
     return data
+
+
+def config_copy(dest: Path, checks: dict[str, dict[str, Any]] | None = None) -> Path:
+    """grading.toml copied into folder ``dest`` with its paths made absolute (it loads from
+    anywhere) and, per check id, keys set in its table: ``{"part1.utils.KLD.prior": {"budget_s": 5}}``."""
+    import re
+    import tomllib
+
+    text = (ROOT / "grading.toml").read_text(encoding="utf-8")
+    for key, rel in (("handout", "student"), ("reference", "solutions"), ("checks", "autograder/checks")):
+        text = re.sub(rf'^{key} = "[^"]*"', f'{key} = "{ROOT / rel}"', text, count=1, flags=re.M)
+    for cid, values in (checks or {}).items():
+        header = f'[checks."{cid}"]\n'
+        start = text.index(header) + len(header)
+        end = text.find("\n[", start) + 1 or len(text)
+        table = text[start:end]
+        for key, value in values.items():
+            line = f"{key} = {json.dumps(value)}"
+            table, found = re.subn(rf"^{key} = .*$", line, table, count=1, flags=re.M)
+            table = table if found else line + "\n" + table
+        text = text[:start] + table + text[end:]
+    tomllib.loads(text)  # still valid
+    path = dest / "grading.toml"
+    dest.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def validate(results: dict[str, Any]) -> None:

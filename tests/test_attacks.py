@@ -15,7 +15,8 @@ in a subprocess, ``--only`` the checks of the attacked function) and must show:
 * attack-specific facts (nothing read or written, no connection, a stable results file...).
 
 Two legs. **root** (CI and Gradescope run as root): every attack, against this checkout.
-**user** (a laptop): the grader runs as ``nobody`` (``setpriv``) from a world-readable copy
+**user** (a laptop): the grader runs as a normal user (``setpriv``; ``nobody``, or the test process's
+own ``agstudent-gwN``, see tests/conftest.py) from a world-readable copy
 of the grader, with HOME/TMPDIR/results in a folder that user owns; there is no user
 switch, so the worker runs as the same user as the grader. The user leg grades one attack
 per defence that still applies there (``Attack.user_leg``): forged results + os._exit at
@@ -53,12 +54,23 @@ import pytest
 
 from tests.attacks import ATTACKS, BASELINE_BODY, TARGETS, USER_LEG, Attack, Target, replace_body
 from tests.support import ROOT, SOLUTIONS, validate
-
-pytestmark = pytest.mark.exclusive  # fork and memory bombs, timings: alone (tests/conftest.py)
+from tests.warm_grader import run_grader
 
 IS_ROOT = os.geteuid() == 0
-SANDBOX_USER = os.environ.get("AG_SANDBOX_USER", "agsandbox")
-USER_LEG_USER = "nobody"
+# One test process (--dist loadgroup): each target's baseline is graded once per leg, and the
+# suite's ~4 minutes make a balanced share of a 2-core run.
+pytestmark = pytest.mark.xdist_group("attacks")
+
+
+def sandbox_user() -> str:
+    """The user the workers run as (this test process's own under xdist: tests/conftest.py)."""
+    return os.environ.get("AG_SANDBOX_USER", "agsandbox")
+
+
+def user_leg_user() -> str:
+    """The normal user the user leg grades as (this test process's own under xdist)."""
+    return os.environ.get("AG_TESTS_STUDENT_USER", "nobody")
+
 STARTUP_ALLOWANCE_S = 45.0   # grader + worker start-up on a loaded 2-core machine, on top of the checks' budgets
 CONFIG = tomllib.loads((ROOT / "grading.toml").read_text())
 KEY_FILES = ["grading.toml", "solutions/part2/adversarial_attack.py", "solutions/part1/utils.py",
@@ -113,20 +125,21 @@ class Leg:
         return path
 
     def grade(self, submission: Path, results: Path, selection: tuple[str, ...], home: Path) -> tuple[dict[str, Any], float]:
-        args = ["-m", "autograder", "grade", str(submission), "--results", str(results), "--quiet",
+        args = ["grade", str(submission), "--results", str(results), "--quiet",
                 "--profile", "quick"] + [a for n in selection for a in ("--only", n)]
+        started = time.monotonic()
         if self.name == "root":
             # The attack's probe folder stays visible in the workers' private filesystem view.
-            cmd, env = [sys.executable, *args], dict(os.environ, AG_SANDBOX_SHARE=str(submission.parent / "probe"))
-        else:
+            env = dict(os.environ, AG_SANDBOX_SHARE=str(submission.parent / "probe"))
+            proc = run_grader(args, cwd=self.repo, env=env, timeout=600)
+        else:  # a real interpreter: the grading user differs from this process's
             env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(home), "LANG": "C.UTF-8",
                    "PYTHONDONTWRITEBYTECODE": "1"}
-            cmd = [sys.executable, *args]
+            cmd = [sys.executable, "-m", "autograder", *args]
             if self.user and IS_ROOT:
                 cmd = ["setpriv", f"--reuid={self.user}", f"--regid={pwd.getpwnam(self.user).pw_gid}",
                        "--clear-groups", "--", *cmd]
-        started = time.monotonic()
-        proc = subprocess.run(cmd, cwd=self.repo, capture_output=True, text=True, env=env, timeout=600)
+            proc = subprocess.run(cmd, cwd=self.repo, capture_output=True, text=True, env=env, timeout=600)
         wall = time.monotonic() - started
         assert proc.returncode == 0, f"grader exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         data = json.loads(results.read_text())
@@ -158,13 +171,13 @@ def user_leg():
         if shutil.which("setpriv") is None:
             pytest.skip("user leg: setpriv (util-linux) is missing, so the grader cannot be run as a normal user")
         try:
-            pwd.getpwnam(USER_LEG_USER)
+            pwd.getpwnam(user_leg_user())
         except KeyError:
-            pytest.skip(f"user leg: no user {USER_LEG_USER!r} to run the grader as")
+            pytest.skip(f"user leg: no user {user_leg_user()!r} to run the grader as")
         base = Path(tempfile.mkdtemp(prefix="ag-attack-userrepo-"))
         os.chmod(base, 0o755)
         try:
-            yield Leg("user", _copy_grader(base / "repo"), USER_LEG_USER)
+            yield Leg("user", _copy_grader(base / "repo"), user_leg_user())
         finally:
             shutil.rmtree(base, ignore_errors=True)
     else:  # already a normal user: grade as ourselves, from this checkout
@@ -243,7 +256,7 @@ def survivors(ws: Workspace, leg: Leg) -> list[str]:
         pid, start = line.split()
         if _start_time(int(pid)) == start:
             found.append(f"pid {pid} (logged by the attack)")
-    sandbox_uid = pwd.getpwnam(SANDBOX_USER).pw_uid if leg.name == "root" else None
+    sandbox_uid = pwd.getpwnam(sandbox_user()).pw_uid if leg.name == "root" else None
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
@@ -259,7 +272,7 @@ def survivors(ws: Workspace, leg: Leg) -> list[str]:
         if ws.token.encode() in cmdline:
             found.append(f"pid {entry} (argv carries the attack's token)")
         elif sandbox_uid is not None and uid == sandbox_uid and int(rest[1]) in (0, 1):
-            found.append(f"pid {entry} (an orphaned process of {SANDBOX_USER})")
+            found.append(f"pid {entry} (an orphaned process of {sandbox_user()})")
     return sorted(set(found))
 
 

@@ -116,10 +116,13 @@ def test_only_pattern_and_profile_select_checks(tmp_path: Path):
     assert [t["extra_data"]["check_id"] for t in results["tests"]] == ["fake.shout.values"]
 
 
-def test_results_are_deterministic(tmp_path: Path):
+def test_results_are_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Two grades of one submission agree, one forked from the tests' warm interpreter and one a
+    fresh ``python -m autograder`` (tests/warm_grader.py: the shortcut changes no result)."""
     # Right on the fixed example, wrong (not commutative) on most generated ones.
     overrides = {"part1/mathops.py": MATHOPS_OK.replace("return a + b", "return a + b if a.numel() == 6 else a + 2 * b")}
     first = run(tmp_path / "a", overrides)
+    monkeypatch.setenv("AG_TESTS_COLD", "1")
     second = run(tmp_path / "b", overrides)
     strip = lambda r: [(t["number"], t["score"], t["output"]) for t in r["tests"]]  # noqa: E731
     assert strip(first) == strip(second)

@@ -14,18 +14,19 @@ reference function, one smoke training, one property check):
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.mutants_part1_functions import MUTANTS as P1
 from tests.mutants_part2 import MUTANTS as P2
-from tests.support import ROOT, SOLUTIONS, STUDENT, by_id, make_submission, validate
+from tests.support import SOLUTIONS, STUDENT, by_id, config_copy, make_submission, validate
+from tests.warm_grader import run_grader
 from tools import student_grader
+
+# one test process: the module-scoped build (which grades the reference) runs once (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("student_grader")
 
 HIDDEN = ["part1.utils.elbo_to_bpd.reference", "part2.adversarial_attack.fgsm_attack.smoke.accuracy_drop",
           "part1.estimators.log_mean_exp.stability"]
@@ -35,28 +36,21 @@ GRADED = {"part1": ["utils.py", "cnn_encoder_decoder.py", "estimators.py", "trai
 
 def _config(tmp: Path) -> Path:
     """grading.toml with absolute paths and the HIDDEN checks hidden."""
-    text = (ROOT / "grading.toml").read_text(encoding="utf-8")
-    for key, rel in (("handout", "student"), ("reference", "solutions"), ("checks", "autograder/checks")):
-        text = re.sub(rf'^{key} = "[^"]*"', f'{key} = "{ROOT / rel}"', text, count=1, flags=re.M)
-    for cid in HIDDEN:
-        header = f'[checks."{cid}"]\n'
-        assert header in text, cid
-        text = text.replace(header, header + 'visibility = "hidden"\n')
-    path = tmp / "grading.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return config_copy(tmp, {cid: {"visibility": "hidden"} for cid in HIDDEN})
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(handout with the student grader, the instructor's config, the instructor's results for the
+    reference: the grade that recorded the expectations, visible checks only)."""
     tmp = tmp_path_factory.mktemp("student_grader")
     config = _config(tmp)
     handout = tmp / "handout"
     shutil.copytree(STUDENT, handout, ignore=shutil.ignore_patterns("autograder", "grading.toml", "requirements.txt",
                                                                     "__pycache__"))
-    points = student_grader.build(handout, config)
+    points = student_grader.build(handout, config, results=tmp / "recording.json")
     assert points["hidden"] == pytest.approx(1.25 + 0.5 + 0.75) and points["visible"] > 40
-    return handout, config
+    return handout, config, tmp / "recording.json"
 
 
 def _solution_lines() -> set[str]:
@@ -75,8 +69,8 @@ def _solution_lines() -> set[str]:
 
 
 @pytest.mark.slow
-def test_no_solution_and_no_hidden_check_ships(built: tuple[Path, Path]):
-    handout, _ = built
+def test_no_solution_and_no_hidden_check_ships(built: tuple[Path, Path, Path]):
+    handout, _, _ = built
     shipped = {p: p.read_bytes() for p in (handout / "autograder").rglob("*") if p.is_file() and p.suffix != ".pt"}
     shipped[handout / "grading.toml"] = (handout / "grading.toml").read_bytes()
     solution = _solution_lines()
@@ -96,8 +90,8 @@ def test_no_solution_and_no_hidden_check_ships(built: tuple[Path, Path]):
 
 
 def _student_grade(handout: Path, submission: Path, results: Path, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(submission), "--results", str(results),
-                           "--quiet", *args], cwd=handout, capture_output=True, text=True, timeout=900)
+    # cwd: the handout, so ``python -m autograder`` is the student edition shipped there
+    proc = run_grader(["grade", str(submission), "--results", str(results), "--quiet", *args], cwd=handout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(results.read_text())
     validate(out)
@@ -105,9 +99,7 @@ def _student_grade(handout: Path, submission: Path, results: Path, *args: str) -
 
 
 def _instructor_grade(config: Path, submission: Path, results: Path, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(submission), "--config", str(config),
-                           "--results", str(results), "--quiet", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
+    proc = run_grader(["grade", str(submission), "--config", str(config), "--results", str(results), "--quiet", *args])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(results.read_text())
 
@@ -127,8 +119,8 @@ def _same_visible_scores(student: dict, instructor: dict) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("what", ["reference", "untouched", "mutants"])
-def test_the_student_edition_scores_like_gradescope(built: tuple[Path, Path], tmp_path: Path, what: str):
-    handout, config = built
+def test_the_student_edition_scores_like_gradescope(built: tuple[Path, Path, Path], tmp_path: Path, what: str):
+    handout, config, recording = built
     if what == "reference":
         sub, args = make_submission(tmp_path / "sub", base=SOLUTIONS), ()
     elif what == "untouched":
@@ -138,7 +130,10 @@ def test_the_student_edition_scores_like_gradescope(built: tuple[Path, Path], tm
         assert len({m.function for m in picks}) == 3
         sub, args = make_submission(tmp_path / "sub", [e for m in picks for e in m.edits]), ("--profile", "quick")
     student = _student_grade(handout, sub, tmp_path / "s.json", *args)
-    instructor = _instructor_grade(config, sub, tmp_path / "i.json", *args)
+    if what == "reference":  # the instructor's grade of the reference is the one that recorded the expectations
+        instructor = json.loads(recording.read_text())
+    else:
+        instructor = _instructor_grade(config, sub, tmp_path / "i.json", *args)
     _same_visible_scores(student, instructor)
     assert "student edition" in student["output"] and "2.5 more points" in student["output"]
     if what == "reference":
@@ -148,10 +143,10 @@ def test_the_student_edition_scores_like_gradescope(built: tuple[Path, Path], tm
 
 
 @pytest.mark.slow
-def test_make_handout_check_notices_a_stale_student_grader(built: tuple[Path, Path]):
+def test_make_handout_check_notices_a_stale_student_grader(built: tuple[Path, Path, Path]):
     """``tools/make_handout.py --check`` keeps the student grader current: a check module changed
     after the build shows up (the recording itself is remade by every build)."""
-    handout, config = built
+    handout, config, _ = built
     assert student_grader.stale(handout, config) == []
     shipped = handout / "autograder" / "checks" / "part1" / "helpers_funcs.py"
     original = shipped.read_bytes()

@@ -105,9 +105,10 @@ def student_config(text: str, cfg: config_mod.Config, recorded: str, hidden_poin
 
 
 def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: str = sys.executable,
-          record: bool = True) -> dict[str, float]:
+          record: bool = True, results: Path | None = None) -> dict[str, float]:
     """Add the student edition of the grader to ``handout``; returns the visible and hidden points.
-    ``record=False`` skips grading the reference (what :func:`stale` compares needs no recording)."""
+    ``record=False`` skips grading the reference (what :func:`stale` compares needs no recording);
+    ``results``: keep that grade's results there (the instructor's scores of the visible checks)."""
     cfg = config_mod.load(config_path)
     visible = visible_checks(cfg)
     hidden = {cid for cid in cfg.checks if cid not in visible}
@@ -161,8 +162,8 @@ def build(handout: Path, config_path: Path = config_mod.DEFAULT_CONFIG, python: 
     with tempfile.TemporaryDirectory() as tmp:
         only = [a for cid in visible for a in ("--only", cid)]
         proc = subprocess.run([python, "-m", "autograder", "grade", str(cfg.reference_dir), "--config", str(config_path),
-                               "--results", str(Path(tmp) / "r.json"), "--quiet", "--record", str(dest / "recorded.pt"),
-                               *only], cwd=ROOT, capture_output=True, text=True)
+                               "--results", str(results or Path(tmp) / "r.json"), "--quiet",
+                               "--record", str(dest / "recorded.pt"), *only], cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0 or not (dest / "recorded.pt").exists():
             raise RuntimeError(f"recording the reference failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return points

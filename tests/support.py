@@ -12,7 +12,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import jsonschema
 
@@ -135,6 +135,26 @@ def independent_groups(items: Iterable[Any], base: Path = SOLUTIONS, edition: st
 
 def group_id(group: list[Any]) -> str:
     return "+".join(item.id for item in group)
+
+
+def made_once(factory: Any, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder that ``make(folder)`` fills once per test run, shared by every test process
+    (pytest-xdist runs a module-scoped fixture once per process: a fixture that grades would
+    grade on every core). ``factory``: pytest's ``tmp_path_factory``."""
+    import fcntl
+
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each process's own
+    folder = root / f"once-{name}"
+    with open(root / f"once-{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait for the first one's folder
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
 
 
 def make_submission(dest: Path, edits: Iterable[Edit] = (), base: Path = SOLUTIONS,

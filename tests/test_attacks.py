@@ -57,9 +57,6 @@ from tests.support import ROOT, SOLUTIONS, validate
 from tests.warm_grader import run_grader
 
 IS_ROOT = os.geteuid() == 0
-# One test process (--dist loadgroup): each target's baseline is graded once per leg, and the
-# suite's ~4 minutes make a balanced share of a 2-core run.
-pytestmark = pytest.mark.xdist_group("attacks")
 
 
 def sandbox_user() -> str:

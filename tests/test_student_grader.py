@@ -21,12 +21,9 @@ import pytest
 
 from tests.mutants_part1_functions import MUTANTS as P1
 from tests.mutants_part2 import MUTANTS as P2
-from tests.support import SOLUTIONS, STUDENT, by_id, config_copy, make_submission, validate
+from tests.support import SOLUTIONS, STUDENT, by_id, config_copy, made_once, make_submission, validate
 from tests.warm_grader import run_grader
 from tools import student_grader
-
-# one test process: the module-scoped build (which grades the reference) runs once (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("student_grader")
 
 HIDDEN = ["part1.utils.elbo_to_bpd.reference", "part2.adversarial_attack.fgsm_attack.smoke.accuracy_drop",
           "part1.estimators.log_mean_exp.stability"]
@@ -42,15 +39,20 @@ def _config(tmp: Path) -> Path:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """(handout with the student grader, the instructor's config, the instructor's results for the
-    reference: the grade that recorded the expectations, visible checks only)."""
-    tmp = tmp_path_factory.mktemp("student_grader")
-    config = _config(tmp)
-    handout = tmp / "handout"
-    shutil.copytree(STUDENT, handout, ignore=shutil.ignore_patterns("autograder", "grading.toml", "requirements.txt",
-                                                                    "__pycache__"))
-    points = student_grader.build(handout, config, results=tmp / "recording.json")
+    reference: the grade that recorded the expectations, visible checks only). Built once per test
+    run, whichever test process asks first."""
+    def make(tmp: Path) -> None:
+        config = _config(tmp)
+        handout = tmp / "handout"
+        shutil.copytree(STUDENT, handout, ignore=shutil.ignore_patterns("autograder", "grading.toml",
+                                                                        "requirements.txt", "__pycache__"))
+        points = student_grader.build(handout, config, results=tmp / "recording.json")
+        (tmp / "points.json").write_text(json.dumps(points))
+
+    tmp = made_once(tmp_path_factory, "student_grader", make)
+    points = json.loads((tmp / "points.json").read_text())
     assert points["hidden"] == pytest.approx(1.25 + 0.5 + 0.75) and points["visible"] > 40
-    return handout, config, tmp / "recording.json"
+    return tmp / "handout", tmp / "grading.toml", tmp / "recording.json"
 
 
 def _solution_lines() -> set[str]:

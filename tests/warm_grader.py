@@ -10,9 +10,8 @@ server, so no configuration, registry or module-level state is shared between gr
 
 The server is one process per test process (pytest-xdist worker), started on first use, and
 it is single-threaded apart from what ``import numpy`` starts (OpenBLAS' pool, which is
-fork-aware). Tests that are about how the grader is *launched* (Gradescope's
-``run_autograder``, the user leg of the attack suite, the student edition in its own folder)
-still start a real interpreter; ``AG_TESTS_COLD=1`` makes every grade do so.
+fork-aware). A grade as another user (the attack suite's user leg, through ``setpriv``) still
+starts a real interpreter; ``AG_TESTS_COLD=1`` makes every grade do so.
 
 Protocol (one JSON line each way per grade): request ``{"argv", "cwd", "env", "out", "err"}``;
 replies ``{"pid": child}`` at once and ``{"rc": status}`` when the child ends.

@@ -61,6 +61,9 @@ class RunState:
     figures: Figures = field(default_factory=Figures)
     selected: list[str] = field(default_factory=list)
     deselected: set[str] = field(default_factory=set)
+    # The parts each collected check reaches (its part fixtures, ``part1``...), whatever its id
+    # is called: a part's worker is closed once no pending check reaches it.
+    uses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Called when a check starts (its spec and the function it grades) and just before its
     # outcome is built (notes for its output, e.g. which stand-ins replaced other functions).
     on_start: Callable[[CheckSpec, str], None] = lambda spec, grades: None
@@ -70,6 +73,10 @@ class RunState:
     # Run order: a check's tier is that of the function it grades (0: calls no graded function);
     # lower tiers first, so a function's own checks end before its stand-in reaches the worker.
     tier: Callable[[str], int] = lambda graded: 0
+
+    def parts_of(self, cid: str) -> tuple[str, ...]:
+        """The parts check ``cid`` reaches; one never collected: the part its id names."""
+        return self.uses[cid] if cid in self.uses else (cid.split(".")[0],)
 
     def expected(self) -> list[str]:
         """Check ids this run owes a result for: those selected, plus configured ones whose
@@ -169,12 +176,14 @@ class GradingPlugin:
             item.stash[_SPEC] = spec
             item.stash[_TAGS] = tags
             item.stash[_GRADES] = grades_of(fn)
+            self.state.uses[spec.id] = tuple(p for p in self.state.cfg.parts if p in item.fixturenames)
             keep.append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
         # One part after the other (a part's worker is closed after its last check: one worker's
         # memory at a time), and within a part tier by tier; stable: file order within a tier.
-        keep.sort(key=lambda item: (item.stash[_SPEC].id.split(".")[0], self.state.tier(item.stash[_GRADES])))
+        keep.sort(key=lambda item: ((self.state.uses[item.stash[_SPEC].id] or ("",))[0],
+                                    self.state.tier(item.stash[_GRADES])))
         items[:] = keep
         self.state.selected = [i.stash[_SPEC].id for i in keep]
 

@@ -78,6 +78,9 @@ def test_correct_submission_gets_full_marks(tmp_path: Path):
     vis = {t["extra_data"]["check_id"]: t["visibility"] for t in results["tests"]}
     assert vis["fake.shout.values"] == "hidden" and vis["fake.add.commutes"] == "after_due_date"
     assert by_id(results)["fake.add.values"]["tags"] == ["part1.mathops.add"]
+    # Check ids here do not name their part (fake.add.values): the part a check reaches is its
+    # part fixture, so each part's worker starts once and closes after that part's last check.
+    assert results["extra_data"]["worker_starts"] == {"part1": 1, "part2": 1}
 
 
 def test_empty_submission_scores_zero_with_clear_lines(tmp_path: Path):

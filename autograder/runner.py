@@ -25,6 +25,7 @@ from .config import Config
 from .console import Console
 from .discovery import Discovery, discover
 from .plugin import GradingPlugin, Outcome, RunState
+from .registry import ALL
 from .sandbox.worker_main import release_free_memory  # the workers' own (no import-time effects)
 from .session import Clock, PartSession
 from .standins import StandIns
@@ -242,6 +243,8 @@ def grade(
         session_holder["sessions"] = sessions
 
         def tier(graded: str) -> int:
+            if graded == ALL:  # a policy over every function runs after them all: one that hung
+                return 1 << 20  # in its own check is then known, and not waited for again here
             part = graded.split(".")[0]
             return standins[part].tier(standins[part].key(graded)) if part in standins else 0
 

@@ -6,6 +6,7 @@ student would see.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -278,9 +279,11 @@ def assert_handout_zero(results: dict[str, Any], check_ids: Iterable[str],
 
 
 # ---------------------------------------------------------------------------- graded functions
+@functools.lru_cache(maxsize=None)
 def declared_checks(checks_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     """check id -> {"file", "tags", "grades"} for every @check in a checks folder (the modules
-    are trusted code: the grader imports them too)."""
+    are trusted code: the grader imports them too). Read once per folder and test process (~2 s:
+    several test modules ask at collection); callers only read the result."""
     import importlib.util
 
     from autograder import registry

@@ -145,15 +145,14 @@ def test_the_student_edition_scores_like_gradescope(built: tuple[Path, Path, Pat
 
 
 @pytest.mark.slow
-def test_make_handout_check_notices_a_stale_student_grader(built: tuple[Path, Path, Path]):
+def test_make_handout_check_notices_a_stale_student_grader(built: tuple[Path, Path, Path], tmp_path: Path):
     """``tools/make_handout.py --check`` keeps the student grader current: a check module changed
     after the build shows up (the recording itself is remade by every build)."""
-    handout, config, _ = built
-    assert student_grader.stale(handout, config) == []
+    shared, config, _ = built
+    assert student_grader.stale(shared, config) == []
+    # Edited in a copy: other test processes may be grading in the shared handout meanwhile.
+    handout = tmp_path / "handout"
+    shutil.copytree(shared, handout, ignore=shutil.ignore_patterns("__pycache__"))
     shipped = handout / "autograder" / "checks" / "part1" / "helpers_funcs.py"
-    original = shipped.read_bytes()
-    shipped.write_bytes(original + b"\n# edited after the build\n")
-    try:
-        assert student_grader.stale(handout, config) == ["autograder/checks/part1/helpers_funcs.py"]
-    finally:
-        shipped.write_bytes(original)
+    shipped.write_bytes(shipped.read_bytes() + b"\n# edited after the build\n")
+    assert student_grader.stale(handout, config) == ["autograder/checks/part1/helpers_funcs.py"]

@@ -42,6 +42,7 @@ def _child(request: dict[str, Any]) -> None:
     try:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
+        os.close(devnull)
         for fd, path in ((1, request["out"]), (2, request["err"])):
             handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(handle, fd)
@@ -103,12 +104,12 @@ class WarmGrader:
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
+        atexit.register(self.stop)
 
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen([sys.executable, "-m", "tests.warm_grader"], cwd=ROOT, stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, env=os.environ.copy())
-            atexit.register(self.stop)
         return self.proc
 
     def stop(self) -> None:
@@ -137,7 +138,7 @@ class WarmGrader:
             proc.stdin.write((json.dumps(request) + "\n").encode())
             proc.stdin.flush()
             deadline = time.monotonic() + timeout
-            child = self._reply(proc, deadline)["pid"]
+            child = self._reply(proc, time.monotonic() + 60)["pid"]  # sent right after the fork, whatever the limit
             done = self._reply(proc, deadline)
             if done is None:
                 os.kill(child, signal.SIGKILL)

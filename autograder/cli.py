@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("grade", "prepare"):
+        from .sandbox import forkserver
+
+        forkserver.start()  # before any configuration, check or reference is loaded (see its docstring)
     try:
         cfg = config_mod.load(args.config, getattr(args, "profile", None), getattr(args, "edition", None))
     except config_mod.ConfigError as exc:

@@ -152,8 +152,8 @@ def grade(
     a config with ``[assignment] recorded`` replays such a file instead of using a reference.
     ``figures_out``: save the pictures the checks attached (``prepare`` keeps the reference's)."""
     global _CONTEXT
-    from .sandbox import (Limits, SandboxPolicy, Worker, kill_all_descendants, make_staging, protect_paths,
-                          restore_protected_paths)
+    from .sandbox import (Limits, SandboxPolicy, Worker, forkserver, kill_all_descendants, make_staging,
+                          protect_paths, restore_protected_paths)
 
     console = console or Console()
     started = time.monotonic()
@@ -163,11 +163,13 @@ def grade(
         "or out of time). Please resubmit; if it happens again, contact the course staff.", "grading started"))
 
     policy = SandboxPolicy.detect(cfg.worker)
+    if not cfg.worker.get("fork_workers", True):
+        forkserver.stop()
     if policy.is_root:
         _protect(protect_paths, cfg, submission, results_path)
     found = discover(submission, cfg)
     console.line(f"Grading {submission} ({cfg.title}, profile {cfg.profile})")
-    for line in found.summary_lines() + policy.describe():
+    for line in found.summary_lines() + (policy.describe() + forkserver.describe()):
         console.line(f"  {line}")
 
     workdir = Path(tempfile.mkdtemp(prefix="ag-run-", dir=cfg.worker.get("staging_parent") or None))
@@ -217,7 +219,7 @@ def grade(
             lambda tags: _file_notes(found, tags),
             "this check did not run (grading stopped early or the check could not be loaded)",
             st.leaderboard.entries,
-            {"sandbox": policy.describe(), "collection_errors": st.collection_errors,
+            {"sandbox": (policy.describe() + forkserver.describe()), "collection_errors": st.collection_errors,
              "unknown_checks": st.unknown_checks, "profile": cfg.profile, "only": only,
              # how often each part's worker started (1 unless student code crashed, hung or
              # blew its memory, which restarts it: ~1 s of torch import each time)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import procs
+from . import forkserver, procs
 from .policy import SandboxPolicy, SandboxSetupError
 from .protocol import DEFAULT_MAX_BYTES, FrameReader, Handle, ProtocolError, decode, encode
 from .staging import RUNTIME_DIR
@@ -232,7 +232,7 @@ class Worker:
         self._lock = threading.RLock()
         self._output = OutputBuffer(self.limits.output_bytes)  # the current call's
         self._pending_output = OutputBuffer(self.limits.output_bytes)  # not yet read by output()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | forkserver.Child | None = None
         self._known_tree: set[int] = set()  # the worker's processes at the last full /proc scan
         self._fds: dict[str, int] = {}
         self._token = ""
@@ -448,7 +448,10 @@ class Worker:
         ids = self.policy.ids()
         procs.register_sandbox(uid=ids[0] if ids else None, token=self._token)
         try:
-            self._proc = subprocess.Popen(
+            # Forked from the grader's fork server when it serves these preloads (a fork instead
+            # of importing torch), else a fresh interpreter through the launcher.
+            child = forkserver.spawn(cfg, [req_r, rep_w, out_w]) if forkserver.serves(self.preload) else None
+            self._proc = child or subprocess.Popen(
                 self.policy.launcher_argv(cfg), env=env, cwd=str(self._scratch), stdin=subprocess.DEVNULL,
                 stdout=out_w, stderr=out_w, pass_fds=(req_r, rep_w), close_fds=True, start_new_session=True)
         finally:

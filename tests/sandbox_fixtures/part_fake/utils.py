@@ -292,3 +292,38 @@ def listdir(path):
     import os
 
     return sorted(os.listdir(path))
+
+
+def interpreter_facts():
+    """What this worker process looks like from inside (tests/test_forkserver.py compares a
+    forked worker with an exec'd one)."""
+    import random
+    import tempfile
+
+    def block(path):
+        with open(path, "rb") as f:
+            return [item.decode(errors="replace") for item in f.read().split(b"\0") if item]
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # what the orphan check sees of a process the worker forks
+        os.write(w, "\n".join(block("/proc/self/environ")).encode())
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    child_environ = os.read(r, 1 << 20).decode().split("\n")
+    os.close(r)
+    import numpy
+
+    return {
+        "environ_block": block("/proc/self/environ"), "child_environ_block": child_environ,
+        "environ": dict(os.environ), "cmdline": block("/proc/self/cmdline"),
+        "sys_path": list(sys.path), "sys_argv": list(sys.argv),
+        "autograder_modules": sorted(m for m in sys.modules if m.split(".")[0] == "autograder"),
+        "stdout": [sys.stdout.encoding, sys.stdout.errors, sys.__stdout__ is sys.stdout],
+        "stderr": [sys.stderr.encoding, sys.stderr.errors],
+        "dont_write_bytecode": sys.dont_write_bytecode, "tempdir": tempfile.gettempdir(), "cwd": os.getcwd(),
+        "random": random.random(), "numpy_random": float(numpy.random.rand()),
+        "ppid": os.getppid(), "uid": os.getuid(), "sid_is_pid": os.getsid(0) == os.getpid(),
+        "threads": len(os.listdir("/proc/self/task")), "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+    }

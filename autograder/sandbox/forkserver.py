@@ -40,7 +40,7 @@ import threading
 import time
 from typing import Any
 
-from . import procs
+from . import launcher, procs
 
 PRELOAD = ("numpy", "torch")
 REPLY_TIMEOUT_S = 30.0
@@ -311,8 +311,6 @@ def _become_worker(cfg: dict[str, Any], fds: list[int]) -> None:
         _show(ENV_FIELD, [f"{TOKEN_VAR}={token}"] + [f"{k}={v}" for k, v in env.items() if k != TOKEN_VAR])
         _show(ARG_FIELD, argv)
         os.environ.update(env)
-        from . import launcher
-
         launcher.setup(cfg)
         # Changing user made the process non-dumpable: /proc/self would be root's, so neither
         # the worker (peak-memory reset, /proc/self/environ) nor its own user could read it.

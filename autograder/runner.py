@@ -184,6 +184,8 @@ def grade(
         max_processes=int(w.get("max_processes", 64)),
         startup_timeout_s=float(w.get("startup_timeout_s", 60)),
     )
+    # Trusted libraries a worker imports before the student's folder is on its path.
+    preload = tuple(w.get("preload", ("numpy", "torch")))
     budget = float(cfg.grader.get("run_budget_s", 420))
     state_holder: dict[str, RunState] = {}
     report_line = ""  # where report.html went (said after the table)
@@ -237,7 +239,8 @@ def grade(
         staged = make_staging(_overlay(cfg, found, workdir / "overlay"), workdir / "stage",
                               drivers=sorted(p for p in cfg.checks_dir.rglob("drivers_*.py") if p not in stand_in_files))
         sessions = {
-            part: PartSession(part, Worker(staged / part, staged, limits, policy), found, clock, limits.call_timeout_s,
+            part: PartSession(part, Worker(staged / part, staged, limits, policy, preload=preload), found, clock,
+                              limits.call_timeout_s,
                               standins=standins[part], part_dir=str(staged / part),
                               setup=((spec.setup, cfg.conventions.get(part, {})) if spec.setup else None))
             for part, spec in cfg.parts.items()

@@ -450,7 +450,7 @@ class Worker:
         try:
             # Forked from the grader's fork server when it serves these preloads (a fork instead
             # of importing torch), else a fresh interpreter through the launcher.
-            child = forkserver.spawn(cfg, [req_r, rep_w, out_w]) if forkserver.serves(self.preload) else None
+            child = forkserver.spawn(cfg, [req_r, rep_w, out_w], self.preload) if forkserver.serves(self.preload) else None
             self._proc = child or subprocess.Popen(
                 self.policy.launcher_argv(cfg), env=env, cwd=str(self._scratch), stdin=subprocess.DEVNULL,
                 stdout=out_w, stderr=out_w, pass_fds=(req_r, rep_w), close_fds=True, start_new_session=True)

@@ -252,16 +252,21 @@ def ticks():
 
 def grow_later(mb, delay):
     """Leave a child in its own session that allocates ``mb`` MB after ``delay`` seconds."""
+    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.setsid()
+            os.write(w, b"1")  # out of the worker's group before the call returns (and it is frozen)
             time.sleep(delay)
             blocks = [b"x" * (16 << 20) for _ in range(mb // 16)]
             time.sleep(10_000)
             del blocks
         finally:
             os._exit(0)
+    os.close(w)
+    os.read(r, 1)
+    os.close(r)
     return pid
 
 

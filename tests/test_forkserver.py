@@ -20,8 +20,9 @@ from tests.support import ROOT
 SECRET = "AG_GRADER_SECRET"
 
 
-def facts(fork: bool) -> dict:
-    env = {**os.environ, SECRET: "never-in-a-worker", "AG_FORK_WORKERS": "1" if fork else "0"}
+def facts(fork: bool, kill_server: bool = False) -> dict:
+    env = {**os.environ, SECRET: "never-in-a-worker", "AG_FORK_WORKERS": "1" if fork else "0",
+           "AG_TEST_KILL_SERVER": "1" if kill_server else "0"}
     proc = subprocess.run([sys.executable, "-m", "tests.sandbox_fixtures.forked_facts"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -40,8 +41,8 @@ def _without_scratch(env: dict, facts: dict) -> dict:
 
 def test_workers_are_forked_when_the_server_runs(both):
     forked, execd = both
-    assert forked["serving"] and forked["forked"]
-    assert not execd["serving"] and not execd["forked"]
+    assert forked["serving"] and all(f["forked"] for f in forked["workers"])
+    assert not execd["serving"] and not any(f["forked"] for f in execd["workers"])
     for f in forked["workers"] + execd["workers"]:
         assert f["ppid"] == (forked if f in forked["workers"] else execd)["pid"]  # the grader's child
         assert f["sid_is_pid"] and f["threads"] == 1 and f["fds"][:5] == [0, 1, 2, 3, 4]
@@ -81,3 +82,11 @@ def test_forked_workers_do_not_share_random_state(both):
     forked, _ = both
     a, b = forked["workers"]
     assert a["random"] != b["random"] and a["numpy_random"] != b["numpy_random"]
+
+
+def test_a_dead_server_costs_only_the_speed():
+    """The server killed between two workers (out of memory, say): the next one is exec'd."""
+    run = facts(fork=True, kill_server=True)
+    first, second = run["workers"]
+    assert first["forked"] and not second["forked"]
+    assert second["ppid"] == run["pid"] and second["autograder_modules"] == []

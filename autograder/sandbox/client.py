@@ -431,9 +431,6 @@ class Worker:
         if not (runtime / "worker_main.py").is_file():
             raise SandboxSetupError(f"{runtime} has no worker runtime: build the folder with make_staging()")
         self._scratch = self.policy.make_scratch(self.staging_root / "_scratch" / f"{self.name}-{self.starts}")
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        out_r, out_w = os.pipe()
         argv = [sys.executable, "-s", "-B", str(runtime / "worker_main.py"),
                 "--part-dir", str(self.part_dir), "--drivers-dir", str(runtime / "drivers"),
                 "--threads", str(self.limits.torch_threads), "--handle-base", str(self.starts * 1_000_000 + 1),
@@ -441,22 +438,32 @@ class Worker:
         env = self.policy.worker_env(self._scratch, self.limits.torch_threads, self._token)
         fs_root = self.staging_root / "_fsroot"  # an empty folder each worker's private root is built on
         fs_root.mkdir(mode=0o755, exist_ok=True)
-        cfg = self.policy.launch_config(rlimits=self.limits.rlimits(), fds=[req_r, rep_w],
-                                        cwd=self.cwd or self._scratch, argv=argv, env=env, fs_root=fs_root,
+        cfg = self.policy.launch_config(rlimits=self.limits.rlimits(), fds=[], cwd=self.cwd or self._scratch,
+                                        argv=argv, env=env, fs_root=fs_root,
                                         read_only=[self.staging_root] + ([self.cwd] if self.cwd else []),
                                         read_write=[self._scratch])
         ids = self.policy.ids()
         procs.register_sandbox(uid=ids[0] if ids else None, token=self._token)
-        try:
-            # Forked from the grader's fork server when it serves these preloads (a fork instead
-            # of importing torch), else a fresh interpreter through the launcher.
-            child = forkserver.spawn(cfg, [req_r, rep_w, out_w], self.preload) if forkserver.serves(self.preload) else None
-            self._proc = child or subprocess.Popen(
-                self.policy.launcher_argv(cfg), env=env, cwd=str(self._scratch), stdin=subprocess.DEVNULL,
-                stdout=out_w, stderr=out_w, pass_fds=(req_r, rep_w), close_fds=True, start_new_session=True)
-        finally:
-            for fd in (req_r, rep_w, out_w):
-                os.close(fd)
+        self._proc = None
+        # Forked from the grader's fork server when it serves these preloads (a fork instead of
+        # importing torch), else a fresh interpreter through the launcher.
+        if forkserver.serves(self.preload):
+            (req_r, req_w), (rep_r, rep_w), (out_r, out_w) = os.pipe(), os.pipe(), os.pipe()
+            try:
+                self._proc = forkserver.spawn(cfg, [req_r, rep_w, out_w], self.preload)
+            finally:
+                for fd in (req_r, rep_w, out_w) if self._proc else (req_r, rep_w, out_w, req_w, rep_r, out_r):
+                    os.close(fd)  # after a failed request, a fork the server made anyway keeps nothing of ours
+        if self._proc is None:
+            (req_r, req_w), (rep_r, rep_w), (out_r, out_w) = os.pipe(), os.pipe(), os.pipe()
+            cfg["fds"] = [req_r, rep_w]
+            try:
+                self._proc = subprocess.Popen(
+                    self.policy.launcher_argv(cfg), env=env, cwd=str(self._scratch), stdin=subprocess.DEVNULL,
+                    stdout=out_w, stderr=out_w, pass_fds=(req_r, rep_w), close_fds=True, start_new_session=True)
+            finally:
+                for fd in (req_r, rep_w, out_w):
+                    os.close(fd)
         procs.register_sandbox(child=self._proc.pid)
         self._fds = {"req": req_w, "rep": rep_r, "out": out_r}
         for fd in self._fds.values():

@@ -176,9 +176,13 @@ def spawn(cfg: dict[str, Any], fds: list[int], preload: tuple[str, ...] = PRELOA
         except (OSError, ValueError):
             reply = {}
         pid = reply.get("pid")
-        if type(pid) is not int:
+        if type(pid) is not int:  # no more forks from it: the exec'd launcher from now on
             _server = None
             server.sock.close()
+            try:
+                os.kill(server.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             return None
         procs.register_sandbox(child=pid)
         return Child(pid)

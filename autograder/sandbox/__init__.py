@@ -12,6 +12,9 @@ Modules
 ``worker_main``  the untrusted worker program (copied into the staging folder)
 ``launcher``     trusted first stage of a worker: network namespace, rlimits, privilege
                  drop, ``PR_SET_NO_NEW_PRIVS``, then ``execve`` of the worker
+``forkserver``   the same steps in a worker forked from a server that the grader starts
+                 after importing torch and before it loads anything of the grade (a fork
+                 instead of an import per worker start; the exec'd launcher is the fallback)
 ``client``       :class:`Worker` / :class:`WorkerPool` and the exceptions: requests,
                  time and memory enforcement, output capture
 ``procs``        ``/proc`` scanning, subreaper, process-tree RSS and killing

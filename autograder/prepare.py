@@ -8,6 +8,7 @@ without it a grade computes the baseline itself, ~1-3 s and ~70 MB more.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -30,8 +31,6 @@ def reference_figures(cfg: Config, console: Console) -> None:
 
     if "part1" not in cfg.parts or not any(c.number == "1.9.7" and cfg.selected(c) for c in cfg.checks.values()):
         return
-    import os
-
     import torch
 
     start = time.monotonic()

@@ -23,18 +23,18 @@ What differs from a fresh interpreter, and how it is made the same:
   shares with the server.
 
 The exec'd path (``launcher.py``) stays: workers with other preloads, a server that cannot
-start or died, and ``AG_FORK_WORKERS=0`` or ``[sandbox] fork_workers = false`` use it.
+start or died, and ``AG_FORK_WORKERS=0`` or ``[worker] fork_workers = false`` use it.
 """
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import gc
 import json
 import os
 import select
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -47,6 +47,7 @@ REPLY_TIMEOUT_S = 30.0
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 TOKEN_VAR = "AG_SANDBOX_TOKEN"
+ARG_FIELD, ENV_FIELD = 48, 50  # /proc/self/stat: where the command line and initial environment start
 _MIN_REGION = 64  # bytes of the initial environment block: room for the token
 
 _lock = threading.Lock()
@@ -73,8 +74,6 @@ class Child:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        import subprocess
-
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.0005
         while self.poll() is None:
@@ -102,7 +101,7 @@ def start() -> bool:
     with _lock:
         if _server is not None:
             return True
-        if not enabled() or not procs.become_subreaper() or _environ_region()[1] < _MIN_REGION:
+        if not enabled() or not procs.become_subreaper() or _region(ENV_FIELD)[1] < _MIN_REGION:
             return False
         import importlib
 
@@ -204,26 +203,11 @@ def _region(first: int) -> tuple[int, int]:
     return start, max(0, end - start)
 
 
-ARG_FIELD, ENV_FIELD = 48, 50
-
-
-def _environ_region() -> tuple[int, int]:
-    return _region(ENV_FIELD)
-
-
-def _show(field: int, items: list[str]) -> None:
-    """Make ``/proc/self/{cmdline,environ}`` (``field``) show ``items``, as much as fits in the
-    block the grader was started with: the environment's first item, the token, always fits
-    (:func:`start` checks); the command line may be cut (moving the block needs
-    CAP_SYS_RESOURCE, which containers such as Docker's do not give)."""
-    _write_region(*_region(field), items)
-
-
 def _wipe_environment() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.clearenv()
     os.environ.clear()  # Python's copy (clearenv already emptied libc's)
-    start, size = _environ_region()
+    start, size = _region(ENV_FIELD)
     if size:
         ctypes.memset(start, 0, size)
 
@@ -321,17 +305,18 @@ def _become_worker(cfg: dict[str, Any], fds: list[int]) -> None:
         # Pipes to fixed numbers (via high numbers first, in case they sit on 0-4): stdin from
         # /dev/null, stdout and stderr to the output pipe, requests on 3, replies on 4.
         req, rep, out = fds
-        sources = [os.open(os.devnull, os.O_RDONLY), out, out, req, rep]
-        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in sources]
-        for target, fd in enumerate(high):
-            os.dup2(fd, target, inheritable=True)
+        launcher.place_fds({0: os.open(os.devnull, os.O_RDONLY), 1: out, 2: out, 3: req, 4: rep})
         _close_fds(keep={0, 1, 2, 3, 4})
         env = {str(k): str(v) for k, v in cfg["env"].items()}
         token = env.get(TOKEN_VAR, "")
         argv = [str(a) for a in cfg["argv"]]
-        # What /proc/PID/environ and /proc/PID/cmdline show (ps, the orphan check's token).
-        _show(ENV_FIELD, [f"{TOKEN_VAR}={token}"] + [f"{k}={v}" for k, v in env.items() if k != TOKEN_VAR])
-        _show(ARG_FIELD, argv)
+        # What /proc/PID/environ and /proc/PID/cmdline show (ps, the orphan check's token), as
+        # much as fits in the blocks the grader was started with: the token always does (start()
+        # checks); the command line may be cut (moving a block needs CAP_SYS_RESOURCE, which
+        # containers such as Docker's do not give).
+        _write_region(*_region(ENV_FIELD), [f"{TOKEN_VAR}={token}"] + [f"{k}={v}" for k, v in env.items()
+                                                                        if k != TOKEN_VAR])
+        _write_region(*_region(ARG_FIELD), argv)
         os.environ.update(env)
         launcher.setup(cfg)
         # Changing user made the process non-dumpable: /proc/self would be root's, so neither
@@ -386,5 +371,4 @@ def _fresh_interpreter_state(script: str, args: list[str]) -> None:
     np = sys.modules.get("numpy")
     if np is not None:
         np.random.seed()
-    for sig in (signal.SIGINT,):
-        signal.signal(sig, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)

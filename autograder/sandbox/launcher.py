@@ -214,19 +214,25 @@ def setup(cfg: dict) -> dict:
     return report
 
 
+def place_fds(placement: dict[int, int]) -> None:
+    """Make each target descriptor a copy of its source (``{3: fd}``), inheritable. Sources go
+    through numbers above 10 first, so one that sits on another's target is not overwritten."""
+    high = {target: fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for target, fd in placement.items()}
+    for target, fd in high.items():
+        os.dup2(fd, target, inheritable=True)
+        os.close(fd)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) == 2 and argv[0] == "--probe":
         cfg = json.loads(argv[1])
         print(json.dumps(setup(cfg)))
         return
     cfg = json.loads(argv[0])
-    # Protocol pipes to their fixed numbers (via high numbers, in case they already sit on 3/4).
-    tmp = [fcntl.fcntl(int(fd), fcntl.F_DUPFD, 10) for fd in cfg["fds"]]
+    place_fds({3: int(cfg["fds"][0]), 4: int(cfg["fds"][1])})  # the protocol pipes
     for fd in cfg["fds"]:
-        os.close(int(fd))
-    for target, fd in zip((3, 4), tmp):
-        os.dup2(fd, target, inheritable=True)
-        os.close(fd)
+        if int(fd) not in (3, 4):
+            os.close(int(fd))
     setup(cfg)
     os.chdir(cfg["cwd"])
     os.execve(cfg["argv"][0], cfg["argv"], cfg["env"])
